@@ -1,0 +1,79 @@
+"""Shared config schema. Each config file calls `base_config()` and overrides a few keys.
+
+Sections: `model` (the OIS model and its ablation switches), `data` (training input),
+`train` (optimiser, schedule, sharding), `eval` (click-loop evaluation). The top-level
+keys `data_dir`, `total_steps` and `checkpoint_every` are the ones users override most.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "ois"
+  c.seed = 0
+  c.data_dir = ""  # training data root (raw folder, read as tfds manual_dir)
+  c.total_steps = 1000
+  c.checkpoint_every = 500
+
+  # --- model ---------------------------------------------------------------------------
+  m = c.model = ml_collections.ConfigDict()
+  m.encoder = "vits"         # vits | vitb | vitl | custom (then the encoder_* keys below)
+  m.backbone = "dav2"        # dav2 (DepthAnythingV2 DINOv2 encoder) | plain_vit (ablation)
+  m.encoder_embed_dim = 384  # used when encoder == "custom"
+  m.encoder_depth = 12
+  m.encoder_num_heads = 6
+  m.encoder_layers = (2, 5, 8, 11)
+  m.head_features = 64       # DPT head sizes (used when encoder == "custom")
+  m.head_out_channels = (48, 96, 192, 384)
+  m.input_size = 518         # square model input (longest side resized, then padded)
+  m.prompt_dim = 128         # C: sparse/dense prompt width; image features projected to C
+  m.num_blocks = 3
+  m.num_heads = 8
+  m.mlp_dim = 512
+  m.num_positive_slots = 24
+  m.num_negative_slots = 24
+  m.disk_radius = 5          # click disk radius in pixels at 1024 input, scaled with input_size
+  m.use_order = True
+  m.use_object = True
+  m.use_sparse = True
+  m.use_dense = True
+  m.block_order = "object_first"  # object_first | order_first (Table 7)
+  m.order_maps = "both"           # both | positive | negative (Table 9)
+  m.depth_source = "head"         # head (frozen DAv2 depth head) | external (user depth map)
+  m.dtype = "float32"             # compute dtype; params stay float32
+
+  # --- training data ---------------------------------------------------------------------
+  d = c.data = ml_collections.ConfigDict()
+  d.dataset = "bsds500"        # bsds500 | hqseg44k | coco_lvis | sbd | procedural
+  d.exclude_berkeley = True
+  d.min_object_area = 80
+  d.max_initial_points = 24
+  d.prob_gamma = 0.8
+  d.merge_objects_prob = 0.15
+  d.max_iterative_rounds = 3
+  d.batch_size = 8
+  d.worker_count = 0
+
+  # --- optimisation ----------------------------------------------------------------------
+  t = c.train = ml_collections.ConfigDict()
+  t.learning_rate = 5e-5
+  t.lr_decay_steps = (0.9,)    # fractions of total_steps where lr is multiplied by 0.1
+  t.weight_decay = 0.0
+  t.log_every = 10
+  t.keep_checkpoints = 3
+  t.best_metric = "NoC90"      # retention: also keep the best checkpoint by this (lower is better)
+  t.mesh_shape = (-1, 1)       # (data, fsdp); -1 takes the remaining devices
+  t.mesh_axes = ("data", "fsdp")
+  t.logical_axis_rules = (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", None),
+                          ("heads", None))
+  t.distributed = False        # call jax.distributed.initialize() (multi-host)
+
+  # --- evaluation ----------------------------------------------------------------------------
+  e = c.eval = ml_collections.ConfigDict()
+  e.max_clicks = 20
+  e.threshold = 0.49
+  e.batch_size = 4
+  e.every = 0                  # validate every N training steps (0: only at the end)
+  e.num_samples = 16           # held-out samples used for validation during training
+  return c

@@ -1,0 +1,11 @@
+"""OIS with the DepthAnythingV2 ViT-S encoder at 518 input (DAv2's native size)."""
+
+from configs import common
+
+
+def get_config():
+  c = common.base_config()
+  c.name = "ois_vits_518"
+  c.model.encoder = "vits"
+  c.model.input_size = 518
+  return c

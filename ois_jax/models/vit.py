@@ -1,0 +1,173 @@
+"""DINOv2 vision transformer, as used by DepthAnythingV2 (no register tokens).
+
+Parameter names mirror the original checkpoint keys (`pretrained.blocks.{i}.attn.qkv`
+-> `blocks_{i}/attn/qkv`), so the converter is a table. Input is NHWC, already
+normalised; output is the four intermediate layers used by the DPT heads.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ois_jax.models import resize
+
+LAYER_NORM_EPS = 1e-6
+PATCH_SIZE = 14
+PRETRAIN_GRID = 37  # DINOv2 position table: 518 / 14 = 37 patches per side.
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTVariant:
+  embed_dim: int
+  depth: int
+  num_heads: int
+  intermediate_layers: tuple[int, ...]
+
+
+VARIANTS = {
+    "vits": ViTVariant(384, 12, 6, (2, 5, 8, 11)),
+    "vitb": ViTVariant(768, 12, 12, (2, 5, 8, 11)),
+    "vitl": ViTVariant(1024, 24, 16, (4, 11, 17, 23)),
+}
+
+
+def interpolate_pos_embed(pos_embed: jnp.ndarray, grid_h: int, grid_w: int,
+                          mode: str = "original") -> jnp.ndarray:
+  """Resize the (1, 1 + 37*37, D) table to (1, 1 + grid_h*grid_w, D).
+
+  mode="original": DINOv2/DAv2, bicubic with scale_factor=((g + 0.1) / 37) and
+  coordinates mapped with 1 / scale_factor; skipped for a 37x37 grid.
+  mode="hf": Hugging Face Dinov2, bicubic to exactly (grid_h, grid_w).
+  """
+  n = pos_embed.shape[1] - 1
+  side = int(round(np.sqrt(n)))
+  if grid_h == side and grid_w == side:
+    return pos_embed
+  cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:].reshape(side, side, -1)
+  if mode == "original":
+    h_mat = resize.bicubic_matrix(side, grid_h, (grid_h + 0.1) / side)
+    w_mat = resize.bicubic_matrix(side, grid_w, (grid_w + 0.1) / side)
+  elif mode == "hf":
+    h_mat = resize.bicubic_matrix(side, grid_h)
+    w_mat = resize.bicubic_matrix(side, grid_w)
+  else:
+    raise ValueError(f"unknown pos-embed interpolation mode {mode!r}; use 'original' or 'hf'")
+  patch_pos = jnp.einsum("ah,bw,hwd->abd", jnp.asarray(h_mat), jnp.asarray(w_mat),
+                         patch_pos.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST)
+  patch_pos = patch_pos.reshape(1, grid_h * grid_w, -1).astype(pos_embed.dtype)
+  return jnp.concatenate([cls_pos, patch_pos], axis=1)
+
+
+class PatchEmbed(nn.Module):
+  """14x14 patchify conv. (B, H, W, 3) -> (B, H/14, W/14, D)."""
+  embed_dim: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Conv(self.embed_dim, (PATCH_SIZE, PATCH_SIZE), strides=PATCH_SIZE,
+                   padding="VALID", dtype=self.dtype, name="proj")(x)
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with a fused qkv projection. (B, N, D) -> (B, N, D)."""
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, n, d = x.shape
+    qkv = nn.Dense(3 * d, dtype=self.dtype, name="qkv")(x)
+    q, k, v = jnp.split(qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads), 3, axis=2)
+    out = jax.nn.dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0])  # (B, N, heads, hd)
+    return nn.Dense(d, dtype=self.dtype, name="proj")(out.reshape(b, n, d))
+
+
+class LayerScale(nn.Module):
+  """Per-channel learned scale (DINOv2's ls1/ls2)."""
+
+  @nn.compact
+  def __call__(self, x):
+    gamma = self.param("gamma", nn.initializers.constant(1e-5), (x.shape[-1],))
+    return x * gamma.astype(x.dtype)
+
+
+class Mlp(nn.Module):
+  """fc1 -> exact GELU -> fc2."""
+  hidden_dim: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.gelu(nn.Dense(self.hidden_dim, dtype=self.dtype, name="fc1")(x), approximate=False)
+    return nn.Dense(x.shape[-1], dtype=self.dtype, name="fc2")(h)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block with LayerScale."""
+  num_heads: int
+  mlp_ratio: float = 4.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    norm = lambda name: nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name=name)
+    x = x + LayerScale(name="ls1")(Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x)))
+    hidden = int(x.shape[-1] * self.mlp_ratio)
+    x = x + LayerScale(name="ls2")(Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x)))
+    return x
+
+
+class DinoVisionTransformer(nn.Module):
+  """DINOv2 ViT returning 4 normed intermediate layers without the class token.
+
+  Attributes:
+    embed_dim, depth, num_heads: the variant (see VARIANTS).
+    intermediate_layers: block indices whose outputs are returned.
+    pos_embed_mode: "original" (DAv2) or "hf" (Hugging Face) interpolation.
+  """
+  embed_dim: int = 384
+  depth: int = 12
+  num_heads: int = 6
+  intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
+  pos_embed_mode: str = "original"
+  dtype: jnp.dtype = jnp.float32
+
+  @classmethod
+  def from_variant(cls, variant: str, **kwargs) -> "DinoVisionTransformer":
+    if variant not in VARIANTS:
+      raise ValueError(f"unknown ViT variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    v = VARIANTS[variant]
+    return cls(v.embed_dim, v.depth, v.num_heads, v.intermediate_layers, **kwargs)
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray) -> list[jnp.ndarray]:
+    """images: (B, H, W, 3) normalised, H and W multiples of 14.
+
+    Returns: 4 arrays (B, H/14, W/14, D).
+    """
+    b, h, w, _ = images.shape
+    if h % PATCH_SIZE or w % PATCH_SIZE:
+      raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {PATCH_SIZE}")
+    gh, gw = h // PATCH_SIZE, w // PATCH_SIZE
+    d = self.embed_dim
+    cls_token = self.param("cls_token", nn.initializers.normal(1e-6), (1, 1, d))
+    pos_embed = self.param("pos_embed", nn.initializers.normal(0.02), (1, 1 + PRETRAIN_GRID**2, d))
+    # Stored by DINOv2 for masked pre-training; unused at inference, kept for round trips.
+    self.param("mask_token", nn.initializers.zeros, (1, d))
+
+    x = PatchEmbed(d, self.dtype, name="patch_embed")(images.astype(self.dtype))
+    x = x.reshape(b, gh * gw, d)
+    x = jnp.concatenate([jnp.broadcast_to(cls_token.astype(x.dtype), (b, 1, d)), x], axis=1)
+    x = x + interpolate_pos_embed(pos_embed, gh, gw, self.pos_embed_mode).astype(x.dtype)
+
+    final_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")
+    outputs = []
+    for i in range(self.depth):
+      x = Block(self.num_heads, dtype=self.dtype, name=f"blocks_{i}")(x)
+      if i in self.intermediate_layers:
+        outputs.append(final_norm(x)[:, 1:].reshape(b, gh, gw, d))
+    return outputs

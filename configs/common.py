@@ -41,7 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.block_order = "object_first"  # object_first | order_first (Table 7)
   m.order_maps = "both"           # both | positive | negative (Table 9)
   m.depth_source = "head"         # head (frozen DAv2 depth head) | external (user depth map)
-  m.dtype = "float32"             # compute dtype; params stay float32
+  m.dtype = "float32"             # compute dtype (float32 | bfloat16); params stay float32
+  m.order_sigma_init = 5.0        # initial sigma of order-aware attention (learned, softplus)
+  m.prev_mask_threshold = 0.49    # previous-round foreground for object-aware attention: prob > this
 
   # --- training data ---------------------------------------------------------------------
   d = c.data = ml_collections.ConfigDict()
@@ -53,7 +55,16 @@ def base_config() -> ml_collections.ConfigDict:
   d.merge_objects_prob = 0.15
   d.max_iterative_rounds = 3
   d.batch_size = 8
-  d.worker_count = 0
+  d.worker_count = 0           # grain worker processes (0: threads in this process)
+  d.num_threads = 2            # grain read threads
+  d.prefetch_buffer = 16       # elements buffered by the read threads
+  d.augment = True             # SPEC section 4 augmentations (off: only resize + pad)
+  d.resize_range = (0.75, 1.40)
+  d.max_sample_tries = 4       # object/augmentation re-draws before a record is skipped
+  d.procedural_num_train = 2000  # procedural depth scenes (dataset == "procedural")
+  d.procedural_num_val = 64
+  d.procedural_size = (120, 160)  # (H, W) of a procedural scene
+  d.procedural_seed = 0
 
   # --- optimisation ----------------------------------------------------------------------
   t = c.train = ml_collections.ConfigDict()

@@ -1,0 +1,1 @@
+"""Dataset builders (tfds, read from local folders) and training-input pipelines."""

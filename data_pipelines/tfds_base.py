@@ -1,0 +1,133 @@
+"""tfds plumbing shared by all builders: array_record files, no TensorFlow, a per-folder cache.
+
+Every builder reads a local folder (tfds `manual_dir`) and writes array_record shards into
+`<cache>/<builder>-<hash of the folder's absolute path>/<builder>/<version>/`. Examples keep the
+generation order (`disable_shuffling`, integer keys 0, 1, 2, ...), so record i is the i-th usable
+sample, and the builder's `info.metadata` (metadata.json, written atomically with the shards)
+carries what the loaders need without a pass over the data: skipped samples and an object index.
+"""
+
+import hashlib
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging as absl_logging
+
+from ois_jax.errors import DataError
+from data_pipelines.imaging import SkipSample
+
+IMAGE_BYTES = tfds.features.Tensor(shape=(), dtype=np.object_)  # encoded file bytes, decoded by Pillow
+
+
+def default_cache_dir():
+  return os.environ.get('OIS_JAX_DATA_CACHE') or os.path.join(
+      os.path.expanduser('~'), '.cache', 'ois_jax', 'tfds')
+
+
+class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base: subclasses define `features()`, LAYOUT, `find_samples(root, split)`, `make_example(name, item)`.
+
+  `find_samples` lists the candidates as (name, item) pairs (cheap: file names only) and raises
+  DataError when the folder has none; `make_example` reads one candidate and returns the example
+  dict, or raises SkipSample(reason). Skips are collected per split into `info.metadata['skipped']`.
+  """
+
+  VERSION = tfds.core.Version('1.0.0')
+  SPLITS = ('test',)
+  LAYOUT = ''  # the expected folder layout, quoted in error messages
+  MANUAL_DOWNLOAD_INSTRUCTIONS = 'Point data_dir at a local copy of the dataset (see docs/data.md).'
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def url_infos(cls):
+    # Nothing is downloaded; this also keeps tfds from resolving the package's resource path,
+    # which fails when `data_pipelines` is imported as a namespace package.
+    return None
+
+  def features(self):
+    raise NotImplementedError
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, features=self.features(), disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(), description=self.__doc__)
+
+  def find_samples(self, root, split):
+    raise NotImplementedError
+
+  def make_example(self, name, item):
+    raise NotImplementedError
+
+  def index_entry(self, example):
+    """What the metadata keeps per record (object names, areas); pops helper keys off `example`."""
+    return None
+
+  def _split_generators(self, dl_manager):
+    root = os.fspath(dl_manager.manual_dir)
+    # Listing eagerly makes a missing or empty folder fail before anything is written.
+    items = {split: self.find_samples(root, split) for split in self.splits_to_build()}
+    return {split: self._generate_examples(items[split], split) for split in items}
+
+  def splits_to_build(self):
+    return self.SPLITS
+
+  def _generate_examples(self, items, split):
+    meta = self.info.metadata  # starts fresh: a rebuild must not append to the old lists
+    skipped = meta.setdefault('skipped', {})[split] = []
+    index = meta.setdefault('index', {})[split] = []
+    key = 0
+    for name, item in items:
+      try:
+        example = self.make_example(name, item)
+      except SkipSample as e:
+        skipped.append([name, str(e)])
+        continue
+      # Sub-sample skips (one bad object or human segmentation) ride along in the example.
+      for sub_name, reason in example.pop('_skipped', ()):
+        skipped.append([sub_name, reason])
+      index.append(self.index_entry(example))
+      yield key, example
+      key += 1
+    if key == 0:  # tfds cannot write an empty split; say why instead
+      listed = '; '.join(f'{n}: {why}' for n, why in skipped[:5])
+      raise DataError(f'{self.name}/{split}: no usable sample among {len(items)} candidates '
+                      f'({len(skipped)} skipped: {listed})')
+
+
+def dataset_root(builder_cls, manual_dir, cache_dir):
+  """Cache folder for one builder and one raw folder (different copies never share a cache)."""
+  real = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
+  digest = hashlib.sha1(real.encode('utf-8')).hexdigest()[:12]
+  cache = os.path.expanduser(os.fspath(cache_dir)) if cache_dir else default_cache_dir()
+  return os.path.join(cache, f'{builder_cls.__name__.lower()}-{digest}')
+
+
+def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False):
+  """Builds (once) and returns the builder; a second call with the same folder reuses the cache.
+
+  rebuild: prepare again even if a prepared copy exists (after the raw files changed).
+  """
+  manual_dir = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
+  kwargs = dict(data_dir=dataset_root(builder_cls, manual_dir, cache_dir), file_format='array_record')
+  if config is not None:
+    kwargs['config'] = config
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns that a not-yet-prepared folder is empty
+  try:
+    builder = builder_cls(**kwargs)
+    prepared = builder.is_prepared()
+  finally:
+    absl_logging.set_verbosity(verbosity)
+  if rebuild or not prepared:
+    if not os.path.isdir(manual_dir):
+      raise DataError(f'dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}')
+    mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if rebuild else None
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir, **({'download_mode': mode} if mode else {})))
+  return builder
+
+
+def require_files(found, folder, layout, what='images'):
+  if not found:
+    raise DataError(f'no {what} found in {folder}; expected layout: {layout}')

@@ -1,0 +1,335 @@
+"""`evaluate`: the standard click-loop benchmark of a model on a set of samples.
+
+Samples are streamed, prepared on the host (resize + pad to the model input, resize-back matrices),
+grouped into batches by canvas bucket (original H, W rounded up to `canvas_multiple`, so one
+compiled loop serves many image sizes) and run by one jitted function per (batch, canvas) shape:
+encode once, then all clicks under `jax.lax.scan` (simulator.click_loop). Unusable samples (unreadable
+file, empty mask, image/mask size mismatch) are skipped with a reason and never enter the averages.
+"""
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ois_jax.errors import OISError
+from ois_jax.evaluation import clicker, metrics, simulator
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """names (N,), ious (N, K), clicks (N, K, 3) int (y, x, is_positive), metrics dict, skipped."""
+  names: list[str]
+  ious: np.ndarray
+  clicks: np.ndarray
+  metrics: dict
+  skipped: list[tuple[str, str]]
+  seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class Prepared:
+  """One sample ready for the loop: model input, ground truth and resize-back data."""
+  name: str
+  image: np.ndarray        # (S, S, 3) float32 normalised model input
+  gt: np.ndarray           # (H, W) int8
+  resize_h: np.ndarray     # (H, S) float32
+  resize_w: np.ndarray     # (W, S) float32
+  scale: float
+  resized_hw: tuple[int, int]
+
+
+def default_fns():
+  """The OIS model's `encode_image` / `decode` (interface 1)."""
+  from ois_jax.models import ois
+  return ois.encode_image, ois.decode
+
+
+def check_sample(sample: dict) -> tuple[np.ndarray, np.ndarray]:
+  """Validate one dataset sample; returns (image uint8 (H, W, 3), gt int8 (H, W)) or raises DataError."""
+  from ois_jax.errors import DataError
+  image, gt = np.asarray(sample["image"]), np.asarray(sample["gt"])
+  if image.ndim != 3 or image.shape[-1] != 3:
+    raise DataError(f"image has shape {image.shape}, expected (H, W, 3)")
+  if gt.ndim != 2:
+    raise DataError(f"mask has shape {gt.shape}, expected (H, W)")
+  if image.shape[:2] != gt.shape:
+    raise DataError(f"size mismatch: image {image.shape[0]}x{image.shape[1]} vs mask "
+                    f"{gt.shape[0]}x{gt.shape[1]}")
+  if not np.any(gt == 1):
+    raise DataError("empty ground-truth mask (no object pixel)")
+  return image, gt.astype(np.int8)
+
+
+def prepare(sample: dict, input_size: int) -> Prepared:
+  """Host-side preprocessing of one validated sample (raises OISError when unusable)."""
+  from ois_jax import transforms
+  image, gt = check_sample(sample)
+  x, tf = transforms.preprocess(image, input_size)
+  mh, mw = tf.resize_back_matrices()
+  return Prepared(str(sample.get("name", "")), np.asarray(x, np.float32), gt,
+                  np.asarray(mh, np.float32), np.asarray(mw, np.float32), float(tf.scale),
+                  tuple(int(v) for v in tf.resized_hw))
+
+
+def canvas_for(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
+  return tuple(int(math.ceil(v / multiple) * multiple) for v in hw)
+
+
+def make_batch(items: Sequence[Prepared], batch_size: int, canvas: tuple[int, int],
+               input_size: int) -> tuple[np.ndarray, simulator.LoopBatch]:
+  """Stack prepared samples onto a (batch_size, Hc, Wc) canvas; missing rows are dummies."""
+  hc, wc = canvas
+  s = input_size
+  images = np.zeros((batch_size, s, s, 3), np.float32)
+  gt = np.zeros((batch_size, hc, wc), np.int8)
+  valid = np.zeros((batch_size, hc, wc), bool)
+  resize_h = np.zeros((batch_size, hc, s), np.float32)
+  resize_w = np.zeros((batch_size, wc, s), np.float32)
+  scale = np.ones((batch_size,), np.float32)
+  model_valid = np.zeros((batch_size, s, s), bool)
+  for i, p in enumerate(items):
+    h, w = p.gt.shape
+    images[i] = p.image
+    gt[i, :h, :w] = p.gt
+    valid[i, :h, :w] = True
+    resize_h[i, :h] = p.resize_h
+    resize_w[i, :w] = p.resize_w
+    scale[i] = p.scale
+    model_valid[i, :p.resized_hw[0], :p.resized_hw[1]] = True
+  return images, simulator.LoopBatch(gt, valid, resize_h, resize_w, scale, model_valid)
+
+
+class ClickLoopRunner:
+  """Compiled click loops, one per (batch, canvas) shape, with compile time kept out of timings."""
+
+  def __init__(self, model, config, max_clicks: int, threshold: float | None = None,
+               encode_fn: Callable | None = None, decode_fn: Callable | None = None):
+    if config.model.get("depth_source", "head") == "external":
+      raise OISError("evaluate: depth_source='external' needs per-image depth maps, which the "
+                     "benchmark datasets do not provide; evaluate a config with depth_source='head'")
+    if encode_fn is None or decode_fn is None:
+      encode_fn, decode_fn = default_fns()
+    self.model, self.config = model, config
+    self.encode_fn, self.decode_fn = encode_fn, decode_fn
+    self.max_clicks = int(max_clicks)
+    self.threshold = float(config.eval.get("threshold", 0.49) if threshold is None else threshold)
+    self.input_size = int(config.model.input_size)
+    self.num_positive = int(config.model.get("num_positive_slots", 24))
+    self.num_negative = int(config.model.get("num_negative_slots", 24))
+    self._compiled = {}
+    self._jitted = jax.jit(self._run)
+    self._encode = jax.jit(lambda params, images: encode_fn(model, params, images))
+    self._predict = jax.jit(self._predict_impl)
+
+  def empty_clicks(self, batch: int):
+    from ois_jax.models.prompts import Clicks
+    empty = Clicks.empty(batch, self.num_positive, self.num_negative)
+    return jax.tree_util.tree_map(jnp.asarray, empty)
+
+  def _run(self, params, images, batch: simulator.LoopBatch) -> simulator.LoopOutput:
+    state = self.encode_fn(self.model, params, images)
+    decode = lambda st, clicks, prev, has_prev: self.decode_fn(self.model, params, st, clicks, prev,
+                                                               has_prev)
+    return simulator.click_loop(decode, state, batch, self.empty_clicks(images.shape[0]),
+                                self.max_clicks, self.threshold, self.num_positive)
+
+  def _predict_impl(self, params, state, clicks, prev, has_prev, batch):
+    logits = self.decode_fn(self.model, params, state, clicks, prev, has_prev)
+    return simulator.to_original(logits, batch, self.threshold)
+
+  def compiled(self, params, images, batch):
+    key = (images.shape, batch.gt.shape)
+    if key not in self._compiled:
+      self._compiled[key] = self._jitted.lower(params, images, batch).compile()
+    return self._compiled[key]
+
+  def run(self, params, images, batch) -> tuple[simulator.LoopOutput, float]:
+    """Run all clicks for one batch; returns (numpy outputs, execution seconds without compile)."""
+    fn = self.compiled(params, images, batch)
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(params, images, batch))
+    seconds = time.perf_counter() - start
+    return jax.tree_util.tree_map(np.asarray, out), seconds
+
+  def run_host_loop(self, params, images, batch, max_clicks: int | None = None) -> simulator.LoopOutput:
+    """Reference loop: the same model and predictions, but the next click from the NumPy/SciPy
+    oracle on the host after every click (one device round trip per click)."""
+    max_clicks = self.max_clicks if max_clicks is None else max_clicks
+    from ois_jax.models.prompts import Clicks
+    bsz, hc, wc = batch.gt.shape
+    s = self.input_size
+    state = self._encode(params, images)
+    gt = np.asarray(batch.gt)
+    hw = [(int(v.any(1).sum()), int(v.any(0).sum())) for v in np.asarray(batch.valid)]
+    scale = np.asarray(batch.scale)
+    lists = [[] for _ in range(bsz)]
+    clicked = [np.zeros(h_w, bool) for h_w in hw]
+    preds = [np.zeros(h_w, bool) for h_w in hw]
+    prev = jnp.zeros((bsz, s, s), jnp.float32)
+    has_prev = jnp.zeros((bsz,), bool)
+    out = np.zeros((4, bsz, max_clicks))
+    for k in range(max_clicks):
+      for b, (h, w) in enumerate(hw):
+        y, x, positive = clicker.next_click(gt[b, :h, :w], preds[b], clicked[b])
+        clicked[b][y, x] = True
+        n_sign = sum(1 for c in lists[b] if c[2] == positive)
+        if n_sign < (self.num_positive if positive else self.num_negative):
+          my, mx = (np.array([y, x], np.float32) + np.float32(0.5)) * scale[b] - np.float32(0.5)
+          lists[b].append((my, mx, positive))
+        out[1:, b, k] = (y, x, positive)
+      clicks = Clicks.from_lists(lists, self.num_positive, self.num_negative)
+      pred, prev = self._predict(params, state, clicks, prev, has_prev, batch)
+      has_prev = jnp.ones((bsz,), bool)
+      pred = np.asarray(pred)
+      for b, (h, w) in enumerate(hw):
+        preds[b] = pred[b, :h, :w]
+        out[0, b, k] = clicker.iou(gt[b, :h, :w], preds[b])
+    return simulator.LoopOutput(out[0].astype(np.float32), out[1].astype(np.int32),
+                                out[2].astype(np.int32), out[3].astype(bool))
+
+
+def _samples_of(samples) -> tuple[Any, list[tuple[str, str]]]:
+  """An EvalDataset (has .source / .skipped) or any sequence / iterable of sample dicts."""
+  if hasattr(samples, "source"):
+    return samples.source, list(getattr(samples, "skipped", []))
+  return samples, []
+
+
+def _iter_samples(source) -> Iterable[tuple[int, Any]]:
+  """Yields (index, sample or the exception raised while reading it)."""
+  if hasattr(source, "__len__") and hasattr(source, "__getitem__"):
+    for i in range(len(source)):
+      try:
+        yield i, source[i]
+      except Exception as e:  # noqa: BLE001 - one bad file must not end the run
+        yield i, e
+  else:
+    for i, sample in enumerate(source):
+      yield i, sample
+
+
+def evaluate(model, params, config, samples, batch_size: int | None = None,
+             max_clicks: int | None = None, progress: bool = True, *,
+             encode_fn: Callable | None = None, decode_fn: Callable | None = None,
+             canvas_multiple: int = 64, runner: ClickLoopRunner | None = None,
+             prepare_fn: Callable[[dict, int], Prepared] = prepare) -> EvalResult:
+  """Run the standard protocol on `samples` and return per-sample curves and metrics.
+
+  Args:
+    model, params: a model following interface 1 (`encode_fn`/`decode_fn` default to
+      ois_jax.models.ois.encode_image / decode).
+    config: the run's ConfigDict (model.input_size, eval.threshold / batch_size / max_clicks).
+    samples: an EvalDataset (its `skipped` list is carried over) or a sequence of dicts
+      {'image': uint8 (H, W, 3), 'gt': int (H, W) 1/0/-1, 'name': str}.
+    batch_size, max_clicks: default to config.eval.batch_size / config.eval.max_clicks.
+    canvas_multiple: canvas bucket size in pixels (fewer, larger buckets = fewer compiles).
+    prepare_fn: (sample, input_size) -> Prepared; raises for unusable samples (default `prepare`).
+  Returns:
+    EvalResult in the order the samples were read; SPC counts execution time only.
+  """
+  batch_size = int(batch_size or config.eval.batch_size)
+  max_clicks = int(max_clicks or config.eval.max_clicks)
+  runner = runner or ClickLoopRunner(model, config, max_clicks, encode_fn=encode_fn,
+                                     decode_fn=decode_fn)
+  source, skipped = _samples_of(samples)
+  total = len(source) if hasattr(source, "__len__") else None
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc="evaluate", unit="sample")
+
+  results: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+  pending: dict[tuple[int, int], list[tuple[int, Prepared]]] = {}
+  exec_seconds = 0.0
+  start = time.perf_counter()
+
+  def flush(canvas):
+    nonlocal exec_seconds
+    items = pending.pop(canvas)
+    images, batch = make_batch([p for _, p in items], batch_size, canvas, runner.input_size)
+    out, seconds = runner.run(params, images, batch)
+    exec_seconds += seconds
+    for row, (index, p) in enumerate(items):
+      clicks = np.stack([out.ys[row], out.xs[row], out.positive[row]], axis=-1).astype(np.int32)
+      results[index] = (p.name, out.ious[row], clicks)
+    if bar is not None:
+      bar.update(len(items))
+
+  for index, sample in _iter_samples(source):
+    name = f"#{index}"
+    try:
+      if isinstance(sample, Exception):
+        raise sample
+      name = str(sample.get("name", name))
+      prepared = prepare_fn(sample, runner.input_size)
+      prepared.name = name
+    except Exception as e:  # noqa: BLE001 - reported as skipped, the run goes on
+      skipped.append((name, f"{type(e).__name__}: {e}"))
+      if bar is not None:
+        bar.update(1)
+      continue
+    canvas = canvas_for(prepared.gt.shape, canvas_multiple)
+    pending.setdefault(canvas, []).append((index, prepared))
+    if len(pending[canvas]) == batch_size:
+      flush(canvas)
+  for canvas in list(pending):
+    flush(canvas)
+  if bar is not None:
+    bar.close()
+
+  order = sorted(results)
+  names = [results[i][0] for i in order]
+  ious = np.stack([results[i][1] for i in order]) if order else np.zeros((0, max_clicks), np.float32)
+  clicks = (np.stack([results[i][2] for i in order]) if order
+            else np.zeros((0, max_clicks, 3), np.int32))
+  spc = exec_seconds / (len(order) * max_clicks) if order else None
+  summary = metrics.summarize(ious, spc)
+  summary["num_skipped"] = len(skipped)
+  return EvalResult(names, ious, clicks, summary, skipped, time.perf_counter() - start)
+
+
+def make_sat_fn(runner: ClickLoopRunner, params, image: np.ndarray, grid: int = 16,
+                chunk: int | None = None) -> Callable[[], np.ndarray]:
+  """SAT ("segment anything task") latency: one image, grid x grid single positive clicks.
+
+  Returns a function that encodes the image once, decodes all grid**2 single-click prompts as
+  batches of `chunk` (default: all at once), maps them back to the original resolution,
+  thresholds them and blocks until the (grid**2, H, W) bool masks are ready.
+  """
+  from ois_jax import transforms
+  from ois_jax.models.prompts import Clicks
+  x, tf = transforms.preprocess(np.asarray(image), runner.input_size)
+  mh, mw = (jnp.asarray(m, jnp.float32) for m in tf.resize_back_matrices())
+  h, w = tf.orig_hw
+  points = metrics.grid_clicks(h, w, grid)  # (P, 2) original (y, x)
+  num = len(points)
+  chunk = int(chunk or num)
+  s = runner.input_size
+  n_slots = runner.num_positive + runner.num_negative
+  coords = (points.astype(np.float32) + 0.5) * np.float32(tf.scale) - 0.5
+
+  def segment(params, x, coords):
+    state = runner.encode_fn(runner.model, params, x[None])
+    masks = []
+    for start in range(0, num, chunk):  # static: a few chunks at most
+      part = coords[start:start + chunk]
+      b = part.shape[0]
+      st = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (b,) + a.shape[1:]), state)
+      slot_coords = jnp.zeros((b, n_slots, 2), jnp.float32).at[:, 0].set(part)
+      valid = jnp.zeros((b, n_slots), bool).at[:, 0].set(True)
+      logits = runner.decode_fn(runner.model, params, st, Clicks(slot_coords, valid),
+                                jnp.zeros((b, s, s), jnp.float32), jnp.zeros((b,), bool))
+      hp = jax.lax.Precision.HIGHEST
+      orig = jnp.einsum("hs,bst,wt->bhw", mh, logits.astype(jnp.float32), mw, precision=hp)
+      masks.append(jax.nn.sigmoid(orig) > runner.threshold)
+    return jnp.concatenate(masks, axis=0)
+
+  fn = jax.jit(segment)
+  x = jnp.asarray(x, jnp.float32)
+  coords = jnp.asarray(coords)
+  return lambda: jax.block_until_ready(fn(params, x, coords))

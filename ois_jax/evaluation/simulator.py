@@ -1,0 +1,142 @@
+"""The protocol's click simulator in JAX, and the jitted click loop built on it.
+
+`next_click` has exactly the semantics of the NumPy oracle (`clicker.next_click`) but works on
+padded canvases: a sample's real region is its (H, W) top-left corner of a larger fixed canvas and
+pixels outside it are neither false negative nor false positive. Those zeros, plus the canvas border
+that `edt.squared_edt` treats as background, reproduce the oracle's 1-pixel zero padding exactly,
+and row-major order inside the real region is the same as on the canvas.
+
+`click_loop` runs all clicks of a batch of samples under one jit (`jax.lax.scan` over clicks):
+decode -> logits back to the original resolution (two matmuls with per-sample resize matrices) ->
+prob > threshold -> IoU with ignore removed -> next click -> add to the fixed-slot `Clicks` -> feed
+the probability map back. No host round trip per click.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ois_jax.evaluation.edt import squared_edt
+
+
+def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Array | None = None):
+  """The next click on a (batch of) padded canvas(es).
+
+  Args:
+    gt: (..., Hc, Wc) int, 1 object / 0 background / -1 ignore.
+    pred: (..., Hc, Wc) bool prediction.
+    clicked: (..., Hc, Wc) bool, already clicked pixels.
+    valid: (..., Hc, Wc) bool real-image region (None: the whole canvas is real).
+  Returns:
+    y, x: (...) int32 canvas = original coordinates; is_positive: (...) bool.
+  """
+  not_ignore = gt != -1
+  if valid is not None:
+    not_ignore = not_ignore & valid
+  obj = gt == 1
+  fn = obj & ~pred & not_ignore
+  fp = ~obj & pred & not_ignore
+  d2 = squared_edt(jnp.stack([fn, fp], axis=-3))  # (..., 2, Hc, Wc)
+  # float32 distances, as the oracle (its SciPy float64 sqrt of an integer rounds to the same float32).
+  dist = jnp.sqrt(d2.astype(jnp.float32)) * (~clicked)[..., None, :, :]
+  flat = dist.reshape(dist.shape[:-2] + (-1,))  # (..., 2, Hc*Wc)
+  maxima = flat.max(axis=-1)  # (..., 2)
+  is_positive = maxima[..., 0] > maxima[..., 1]  # a tie gives a negative click
+  chosen = jnp.where(is_positive[..., None], flat[..., 0, :], flat[..., 1, :])
+  index = jnp.argmax(chosen, axis=-1).astype(jnp.int32)  # first maximum in row-major order
+  wc = gt.shape[-1]
+  return index // wc, index % wc, is_positive
+
+
+def iou(gt: jax.Array, pred: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+  """(..., Hc, Wc) -> (...) IoU with the object, ignore (and outside-canvas) pixels removed.
+
+  An empty union counts as 1, as in `clicker.iou`.
+  """
+  keep = gt != -1
+  if valid is not None:
+    keep = keep & valid
+  obj = gt == 1
+  inter = jnp.sum(pred & obj & keep, axis=(-2, -1))
+  union = jnp.sum((pred | obj) & keep, axis=(-2, -1))
+  return jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0).astype(jnp.float32)
+
+
+class LoopBatch(NamedTuple):
+  """Per-batch inputs of the click loop (device arrays; B samples on an (Hc, Wc) canvas).
+
+  gt: (B, Hc, Wc) int8, 1 / 0 / -1, zero outside the real region.
+  valid: (B, Hc, Wc) bool real region (top-left H x W).
+  resize_h: (B, Hc, S) float32, rows of `Transform.resize_back_matrices()[0]`, zero rows below H.
+  resize_w: (B, Wc, S) float32, the same for the width.
+  scale: (B,) float32 original -> model coordinate scale (`Transform.scale`).
+  model_valid: (B, S, S) bool, the resized image inside the model canvas (the rest is padding).
+  """
+  gt: jax.Array
+  valid: jax.Array
+  resize_h: jax.Array
+  resize_w: jax.Array
+  scale: jax.Array
+  model_valid: jax.Array
+
+
+class LoopOutput(NamedTuple):
+  """(B, K) per click: IoU after the click, the click (y, x) at original resolution and its sign."""
+  ious: jax.Array
+  ys: jax.Array
+  xs: jax.Array
+  positive: jax.Array
+
+
+def to_original(logits: jax.Array, batch: LoopBatch, threshold: float):
+  """Model-space logits (B, S, S) -> (pred (B, Hc, Wc) bool, prob_model (B, S, S) float32).
+
+  Logits are resized back with two matmuls (crop + bilinear, align_corners=False), thresholded
+  strictly (prob > threshold) and cut to the real region. The probability fed back to the next round
+  is the model-space sigmoid, zeroed on the padding.
+  """
+  logits = logits.astype(jnp.float32)
+  hp = jax.lax.Precision.HIGHEST
+  orig = jnp.einsum("bhs,bst->bht", batch.resize_h, logits, precision=hp)
+  orig = jnp.einsum("bht,bwt->bhw", orig, batch.resize_w, precision=hp)
+  pred = (jax.nn.sigmoid(orig) > threshold) & batch.valid
+  prob_model = jnp.where(batch.model_valid, jax.nn.sigmoid(logits), 0.0)
+  return pred, prob_model
+
+
+def model_coords(y: jax.Array, x: jax.Array, scale: jax.Array) -> jax.Array:
+  """(B,) original pixel (y, x) -> (B, 2) float32 model coordinates, as `Transform.to_model_coords`."""
+  yx = jnp.stack([y, x], axis=-1).astype(jnp.float32)
+  return (yx + 0.5) * scale[:, None] - 0.5
+
+
+def click_loop(decode_fn: Callable[..., jax.Array], image_state: Any, batch: LoopBatch,
+               empty_clicks: Any, max_clicks: int, threshold: float = 0.49,
+               num_positive: int = 24) -> LoopOutput:
+  """All `max_clicks` rounds of the protocol for a batch (jittable; the image is already encoded).
+
+  decode_fn(image_state, clicks, prev_mask (B, S, S), has_prev (B,)) -> logits (B, S, S).
+  A click whose sign already fills all its slots (24 by default) is dropped from the model's
+  prompts but still marked as clicked; with the standard 20 clicks this never happens.
+  """
+  bsz, hc, wc = batch.gt.shape
+  s = batch.model_valid.shape[-1]
+  rows = jnp.arange(bsz)
+
+  def step(carry, _):
+    clicks, clicked, pred, prev, has_prev = carry
+    y, x, positive = next_click(batch.gt, pred, clicked, batch.valid)
+    clicked = clicked.at[rows, y, x].set(True)
+    clicks = clicks.add(model_coords(y, x, batch.scale), positive, num_positive=num_positive)
+    logits = decode_fn(image_state, clicks, prev, has_prev)
+    pred, prev = to_original(logits, batch, threshold)
+    score = iou(batch.gt, pred, batch.valid)
+    carry = (clicks, clicked, pred, prev, jnp.ones_like(has_prev))
+    return carry, (score, y, x, positive)
+
+  init = (empty_clicks, jnp.zeros((bsz, hc, wc), bool), jnp.zeros((bsz, hc, wc), bool),
+          jnp.zeros((bsz, s, s), jnp.float32), jnp.zeros((bsz,), bool))
+  _, (ious, ys, xs, positive) = jax.lax.scan(step, init, None, length=max_clicks)
+  # scan stacks over clicks first: (K, B) -> (B, K)
+  return LoopOutput(ious.T, ys.T, xs.T, positive.T)

@@ -1,0 +1,128 @@
+"""Masked cross-attention blocks of OIS (paper Eq. 3-5).
+
+Each block: object-aware attention -> LayerNorm -> order-aware attention -> LayerNorm ->
+FFN (2-layer MLP) -> LayerNorm, every step residual on the sparse embeddings S (B, N, C).
+`block_order="order_first"` swaps the two attentions (Table 7). Disabled attentions
+(`use_object` / `use_order` False) are absent, parameters included.
+
+- Object-aware (Eq. 4-5): logits = QK^T / sqrt(d) with -inf outside the slot's allowed region
+  (positive slots: previous foreground, negative slots: its background). OUR CHOICE: a slot
+  whose allowed region is empty falls back to plain attention, so no row is all -inf (no NaN).
+- Order-aware (Eq. 3): logits = QK^T / sqrt(d) - sigma * M, M (B, N, T) the slot's order map,
+  sigma = softplus(sigma_raw) learned (OUR CHOICE: one scalar per block, initialised to
+  `sigma_init`).
+- OUR CHOICE (as in SAM): keys are image features + token positional encoding, values the
+  image features; logits and softmax run in float32 whatever the compute dtype.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYER_NORM_EPS = 1e-5
+
+
+class CrossAttention(nn.Module):
+  """Multi-head cross-attention with an optional additive bias and an allowed mask.
+
+  queries (B, N, C), keys/values (B, T, C); bias (B, N, T) added to the logits of every head;
+  allowed (B, N, T) bool. The attention weights (B, heads, N, T) are sown as
+  `intermediates/weights`.
+  """
+  dim: int
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, queries, keys, values, bias=None, allowed=None):
+    b, n, _ = queries.shape
+    t = keys.shape[1]
+    hd = self.dim // self.num_heads
+    dense = lambda name: nn.Dense(self.dim, dtype=self.dtype, name=name)
+    q = dense("q")(queries).reshape(b, n, self.num_heads, hd)
+    k = dense("k")(keys).reshape(b, t, self.num_heads, hd)
+    v = dense("v")(values).reshape(b, t, self.num_heads, hd)
+    logits = jnp.einsum("bnhd,bthd->bhnt", q, k, preferred_element_type=jnp.float32)
+    logits = logits / np.sqrt(hd).astype(np.float32)
+    if bias is not None:
+      logits = logits + bias[:, None].astype(jnp.float32)
+    if allowed is not None:
+      # A slot with no allowed token attends everywhere rather than producing NaN.
+      allowed = allowed | ~jnp.any(allowed, axis=-1, keepdims=True)
+      logits = jnp.where(allowed[:, None], logits, -jnp.inf)
+    weights = jax.nn.softmax(logits, axis=-1)
+    self.sow("intermediates", "weights", weights)
+    out = jnp.einsum("bhnt,bthd->bnhd", weights.astype(self.dtype), v).reshape(b, n, self.dim)
+    return dense("out")(out)
+
+
+class ObjectAwareAttention(nn.Module):
+  """S' = LN(S + softmax(QK^T + H) V), H = 0 on allowed tokens, -inf elsewhere."""
+  dim: int
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, s, keys, values, allowed):
+    out = CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(
+        s, keys, values, allowed=allowed)
+    return nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(s + out)
+
+
+class OrderAwareAttention(nn.Module):
+  """S' = LN(S + softmax(QK^T - sigma M) V), sigma = softplus(sigma_raw) > 0."""
+  dim: int
+  num_heads: int
+  sigma_init: float = 5.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, s, keys, values, order_map):
+    raw_init = float(self.sigma_init + np.log(-np.expm1(-self.sigma_init)))  # softplus^-1, stable
+    sigma_raw = self.param("sigma_raw", nn.initializers.constant(raw_init), ())
+    sigma = jax.nn.softplus(sigma_raw)
+    out = CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(
+        s, keys, values, bias=-sigma * order_map)
+    return nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(s + out)
+
+
+class FeedForward(nn.Module):
+  """S' = LN(S + fc2(gelu(fc1(S))))."""
+  mlp_dim: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, s):
+    h = nn.gelu(nn.Dense(self.mlp_dim, dtype=self.dtype, name="fc1")(s))
+    h = nn.Dense(s.shape[-1], dtype=self.dtype, name="fc2")(h)
+    return nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(s + h)
+
+
+class PromptBlock(nn.Module):
+  """One OIS block on the sparse embeddings. s (B, N, C), keys/values (B, T, C) -> (B, N, C).
+
+  order_map (B, N, T) float and allowed (B, N, T) bool are needed only by the enabled paths.
+  """
+  dim: int
+  num_heads: int
+  mlp_dim: int
+  use_object: bool = True
+  use_order: bool = True
+  block_order: str = "object_first"
+  sigma_init: float = 5.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, s, keys, values, order_map=None, allowed=None):
+    if self.block_order not in ("object_first", "order_first"):
+      raise ValueError(f"block_order must be 'object_first' or 'order_first', got {self.block_order!r}")
+    steps = ["object", "order"] if self.block_order == "object_first" else ["order", "object"]
+    for step in steps:
+      if step == "object" and self.use_object:
+        s = ObjectAwareAttention(self.dim, self.num_heads, self.dtype, name="object_attn")(
+            s, keys, values, allowed)
+      if step == "order" and self.use_order:
+        s = OrderAwareAttention(self.dim, self.num_heads, self.sigma_init, self.dtype,
+                                name="order_attn")(s, keys, values, order_map)
+    return FeedForward(self.mlp_dim, self.dtype, name="ffn")(s)

@@ -1,0 +1,126 @@
+"""DepthAnythingV2 (DINOv2 encoder + DPT depth head) with the original pre/post-processing.
+
+`DepthAnythingV2.infer_image(params, image)` returns what the original
+`DepthAnythingV2.infer_image(image_bgr, 518)` returns for the same picture: float32 relative
+inverse depth (larger = closer) at the image's original H x W. Differences from the original API:
+the image is RGB (the original takes OpenCV's BGR and converts), and `params` are passed in.
+
+The parameter tree mirrors the original checkpoint: `{'pretrained': ViT, 'depth_head': DPT head}`.
+"""
+
+import dataclasses
+import functools
+
+import cv2
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ois_jax.errors import ImageError
+from ois_jax.models import resize
+from ois_jax.models.dpt import DPTHead
+from ois_jax.models.vit import PATCH_SIZE, VARIANTS, DinoVisionTransformer
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+MODEL_NAME = "depth_anything_v2"
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthConfig:
+  """What a depth checkpoint needs to rebuild its model (stored next to the params as JSON)."""
+  variant: str = "vits"
+  pos_embed_mode: str = "original"  # "original" (DAv2) | "hf" (Hugging Face interpolation)
+  input_size: int = 518
+
+  def to_dict(self) -> dict:
+    return {"model": MODEL_NAME, **dataclasses.asdict(self)}
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "DepthConfig":
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in fields})
+
+
+class DepthAnythingV2(nn.Module):
+  """Encoder + depth head. (B, H, W, 3) normalised, H, W multiples of 14 -> (B, H, W) depth."""
+  variant: str = "vits"
+  pos_embed_mode: str = "original"
+  dtype: jnp.dtype = jnp.float32
+
+  @classmethod
+  def from_config(cls, config: DepthConfig, **kwargs) -> "DepthAnythingV2":
+    return cls(config.variant, config.pos_embed_mode, **kwargs)
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray, return_features: bool = False):
+    """images: (B, H, W, 3). Returns depth (B, H, W) float32 [, the 4 encoder features (B, h, w, D)]."""
+    features = DinoVisionTransformer.from_variant(
+        self.variant, pos_embed_mode=self.pos_embed_mode, dtype=self.dtype, name="pretrained")(images)
+    depth = DPTHead.from_variant(self.variant, dtype=self.dtype, name="depth_head")(features)
+    depth = nn.relu(depth[..., 0]).astype(jnp.float32)  # DepthAnythingV2.forward's F.relu
+    return (depth, features) if return_features else depth
+
+  def init_params(self, rng: jax.Array, size: int = 518) -> dict:
+    """Random parameters {'pretrained': ..., 'depth_head': ...} (refinenet4's unused unit included)."""
+    return jax.jit(self.init)(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+
+  def infer_image(self, params: dict, image: np.ndarray, input_size: int = 518) -> np.ndarray:
+    """image: (H, W, 3) uint8 RGB. Returns (H, W) float32 relative inverse depth."""
+    x, (h, w) = image2tensor(image, input_size)
+    return np.asarray(_compiled_infer(self)(params, jnp.asarray(x), (h, w)))
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_infer(model: DepthAnythingV2):
+  """One jitted network + resize-back per model; XLA caches one executable per input shape."""
+  @functools.partial(jax.jit, static_argnums=2)
+  def infer(params, x, out_hw):
+    depth = model.apply({"params": params}, x)  # (1, H', W')
+    return resize.resize_bilinear_align_corners(depth[..., None], out_hw)[0, ..., 0]
+  return infer
+
+
+def resized_shape(h: int, w: int, input_size: int = 518) -> tuple[int, int]:
+  """DAv2's Resize(keep_aspect_ratio, ensure_multiple_of=14, 'lower_bound') output (h', w')."""
+  scale = max(input_size / h, input_size / w)  # the shorter side goes to input_size
+
+  def to_multiple(x):
+    y = int(np.round(x / PATCH_SIZE) * PATCH_SIZE)  # np.round: halves to even, as the original
+    if y < input_size:
+      y = int(np.ceil(x / PATCH_SIZE) * PATCH_SIZE)
+    return y
+
+  return to_multiple(scale * h), to_multiple(scale * w)
+
+
+def image2tensor(image: np.ndarray, input_size: int = 518) -> tuple[np.ndarray, tuple[int, int]]:
+  """The original preprocessing. image: (H, W, 3) uint8 RGB -> ((1, h', w', 3) float32, (H, W))."""
+  image = np.asarray(image)
+  if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+    raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+  h, w = image.shape[:2]
+  new_h, new_w = resized_shape(h, w, input_size)
+  x = image / 255.0  # float64, as the original
+  x = cv2.resize(x, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
+  x = (x - np.array(MEAN)) / np.array(STD)
+  return x.astype(np.float32)[None], (h, w)
+
+
+def check_variant(variant: str) -> str:
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
+  return variant
+
+
+def load_depth_model(checkpoint_dir: str, **model_kwargs) -> tuple[DepthAnythingV2, DepthConfig, dict]:
+  """Rebuild a DepthAnythingV2 from a self-describing checkpoint dir (see ois_jax.checkpoint)."""
+  from ois_jax import checkpoint  # lazy: orbax is slow to import
+  from ois_jax.errors import CheckpointError
+  params, config_dict = checkpoint.load_checkpoint(checkpoint_dir)
+  if config_dict.get("model") != MODEL_NAME:
+    raise CheckpointError(f"{checkpoint_dir}: holds a {config_dict.get('model')!r} checkpoint, "
+                          f"not a {MODEL_NAME} depth model")
+  config = DepthConfig.from_dict(config_dict)
+  return DepthAnythingV2.from_config(config, **model_kwargs), config, params

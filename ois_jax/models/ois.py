@@ -1,0 +1,321 @@
+"""The OIS model: frozen DAv2 encoder + depth head, prompt fusion, trainable DPT segmentation head.
+
+Split API (interface 1): `encode_image` runs once per image, `decode` once per click.
+
+encode_image (per image; images (B, S, S, 3) ImageNet-normalised):
+  encoder -> 4 levels (B, g, g, D), g = S/14 (stop_gradient: frozen)
+  depth head -> R (B, S, S) (stop_gradient: frozen), or the external depth map; min-max
+    normalised per image to [0, 1] (OUR CHOICE, see order.py)
+  image_proj: level 4 -> F (B, T, C), T = g*g (the image features the prompts attend to)
+  seg_head.prepare: levels 1-3 -> skip features of refinenet1-3 (nothing there depends on clicks)
+
+decode (per click):
+  D = dense disk maps -> stride-14 conv (B, T, C); F <- F + D                       [use_dense]
+  S = sparse slot embeddings (B, 48, C); 3 blocks of object-aware attention (previous mask),
+    order-aware attention (order maps Eq. 1-2), FFN, each + LayerNorm               [use_sparse]
+  OUR CHOICE (the paper only says "the enhanced features are passed through a decoder"):
+    F <- LN(F + CrossAttn(queries F + PE, keys/values S))                          [use_sparse]
+    level4' = level4 + out_proj(LN(F))   (C -> D; residual on the encoder's level 4 so the
+      depth-initialised DPT head starts from features it knows)
+  seg_head.finish(level4', skips) -> logits (B, S, S) float32
+
+Ablations (configs/common.py `model`): use_order, use_object, use_sparse, use_dense,
+block_order, order_maps, depth_source ("head" | "external"), backbone ("dav2" | "plain_vit").
+A disabled path has no parameters. A plain ViT has no depth decoder, so it needs
+depth_source="external". Parameters under 'encoder' and 'depth_head' (and the fixed Fourier
+matrix) are frozen: `trainable_mask` marks them False for optax.
+"""
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ois_jax.errors import CheckpointError
+from ois_jax.models import dpt, order, plain_vit, prompts, vit
+from ois_jax.models.attention import LAYER_NORM_EPS, CrossAttention, PromptBlock
+from ois_jax.models.seg_head import SegmentationHead
+
+PATCH_SIZE = 14
+FROZEN_KEYS = ("encoder", "depth_head")
+
+
+@dataclasses.dataclass(frozen=True)
+class OISConfig:
+  """Hashable copy of the config's `model` section (see configs/common.py for the meaning)."""
+  encoder: str = "vits"
+  backbone: str = "dav2"
+  encoder_embed_dim: int = 384
+  encoder_depth: int = 12
+  encoder_num_heads: int = 6
+  encoder_layers: tuple[int, ...] = (2, 5, 8, 11)
+  head_features: int = 64
+  head_out_channels: tuple[int, ...] = (48, 96, 192, 384)
+  input_size: int = 518
+  prompt_dim: int = 128
+  num_blocks: int = 3
+  num_heads: int = 8
+  mlp_dim: int = 512
+  num_positive_slots: int = 24
+  num_negative_slots: int = 24
+  disk_radius: float = 5.0
+  use_order: bool = True
+  use_object: bool = True
+  use_sparse: bool = True
+  use_dense: bool = True
+  block_order: str = "object_first"
+  order_maps: str = "both"
+  depth_source: str = "head"
+  dtype: str = "float32"
+  order_sigma_init: float = 5.0
+  prev_mask_threshold: float = 0.49
+
+  @classmethod
+  def from_config(cls, cfg: Any) -> "OISConfig":
+    """From an ml_collections ConfigDict / dict (the `model` section); unknown keys ignored."""
+    if isinstance(cfg, OISConfig):
+      return cfg
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+      if f.name in d:
+        v = d[f.name]
+        kwargs[f.name] = tuple(v) if isinstance(v, (list, tuple)) else v
+    c = cls(**kwargs)
+    c.validate()
+    return c
+
+  def validate(self):
+    choices = {"backbone": ("dav2", "plain_vit"), "depth_source": ("head", "external"),
+               "block_order": ("object_first", "order_first"),
+               "order_maps": ("both", "positive", "negative"), "dtype": ("float32", "bfloat16")}
+    for key, allowed in choices.items():
+      if getattr(self, key) not in allowed:
+        raise ValueError(f"model.{key} must be one of {allowed}, got {getattr(self, key)!r}")
+    if self.encoder not in (*vit.VARIANTS, "custom"):
+      raise ValueError(f"model.encoder must be one of {sorted(vit.VARIANTS)} or 'custom', got {self.encoder!r}")
+    if self.input_size % PATCH_SIZE:
+      raise ValueError(f"model.input_size {self.input_size} is not a multiple of the patch size {PATCH_SIZE}")
+    if self.backbone == "plain_vit" and self.depth_source != "external":
+      raise ValueError("model.backbone='plain_vit' has no depth decoder: set model.depth_source='external'")
+    if not (self.use_sparse or self.use_dense):
+      raise ValueError("model.use_sparse and model.use_dense are both False: the clicks would reach nothing")
+    if self.prompt_dim % self.num_heads or self.prompt_dim % 2:
+      raise ValueError(f"model.prompt_dim {self.prompt_dim} must be even and divisible by num_heads {self.num_heads}")
+
+  @property
+  def encoder_dims(self) -> tuple[int, int, int, tuple[int, ...]]:
+    """(embed_dim, depth, num_heads, intermediate_layers)."""
+    if self.encoder == "custom":
+      return self.encoder_embed_dim, self.encoder_depth, self.encoder_num_heads, self.encoder_layers
+    v = vit.VARIANTS[self.encoder]
+    return v.embed_dim, v.depth, v.num_heads, v.intermediate_layers
+
+  @property
+  def head_sizes(self) -> tuple[int, tuple[int, ...]]:
+    if self.encoder == "custom":
+      return self.head_features, self.head_out_channels
+    return dpt.HEAD_SIZES[self.encoder]
+
+  @property
+  def grid(self) -> int:
+    return self.input_size // PATCH_SIZE
+
+  @property
+  def num_slots(self) -> int:
+    return self.num_positive_slots + self.num_negative_slots
+
+
+class OIS(nn.Module):
+  """Order-aware interactive segmentation. Use via `encode_image` / `decode` below."""
+  config: OISConfig
+
+  def setup(self):
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    embed_dim, depth, heads, layers = c.encoder_dims
+    features, out_channels = c.head_sizes
+    if c.backbone == "dav2":
+      self.encoder = vit.DinoVisionTransformer(embed_dim, depth, heads, layers, dtype=dtype)
+    else:
+      self.encoder = plain_vit.PlainViT(embed_dim, depth, heads, layers, dtype=dtype)
+    if c.depth_source == "head":
+      self.depth_head = dpt.DPTHead(features, out_channels, 1, True, dtype)
+    self.seg_head = SegmentationHead(features, out_channels, dtype)
+    self.image_proj = nn.Dense(c.prompt_dim, dtype=dtype)
+    if c.use_dense:
+      self.dense_prompts = prompts.DensePromptEncoder(
+          c.prompt_dim, c.input_size, prompts.disk_radius(c.disk_radius, c.input_size),
+          c.num_positive_slots, dtype)
+    if c.use_sparse:
+      self.pos_encoding = prompts.PositionEncoding(c.prompt_dim, c.input_size)
+      self.sparse_prompts = prompts.SparsePromptEncoder(c.prompt_dim, c.input_size, c.num_positive_slots)
+      self.blocks = [PromptBlock(c.prompt_dim, c.num_heads, c.mlp_dim, c.use_object, c.use_order,
+                                 c.block_order, c.order_sigma_init, dtype)
+                     for _ in range(c.num_blocks)]
+      self.token_attn = CrossAttention(c.prompt_dim, c.num_heads, dtype)
+      self.token_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
+    self.out_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
+    self.out_proj = nn.Dense(embed_dim, dtype=dtype)
+
+  def encode_image(self, images, depth=None):
+    """images (B, S, S, 3) normalised; depth (B, S, S) iff depth_source == "external".
+
+    Returns the image state: depth (B, S, S) f32 in [0, 1], features (B, T, C), level4
+    (B, g, g, D), skip1 (B, 4g, 4g, F), skip2 (B, 2g, 2g, F), skip3 (B, g, g, F).
+    """
+    c = self.config
+    b, s = images.shape[0], c.input_size
+    if images.shape[1:] != (s, s, 3):
+      raise ValueError(f"images must be (B, {s}, {s}, 3), got {images.shape}")
+    feats = [jax.lax.stop_gradient(f) for f in self.encoder(images)]
+    if c.depth_source == "head":
+      depth = jax.lax.stop_gradient(self.depth_head(feats)[..., 0].astype(jnp.float32))
+    elif depth is None or depth.shape != (b, s, s):
+      raise ValueError(f"depth_source='external' needs depth of shape ({b}, {s}, {s}), got "
+                       f"{None if depth is None else depth.shape}")
+    state = {"depth": order.normalize_depth(depth),
+             "features": self.image_proj(feats[3]).reshape(b, c.grid**2, c.prompt_dim),
+             "level4": feats[3]}
+    state.update(self.seg_head.prepare(*feats[:3]))
+    return state
+
+  def decode(self, image_state, clicks: prompts.Clicks, prev_mask, has_prev):
+    """image_state from encode_image; clicks (B, 48); prev_mask (B, S, S) probabilities;
+    has_prev (B,) bool. Returns logits (B, S, S) float32."""
+    c = self.config
+    b, g, npos = prev_mask.shape[0], c.grid, c.num_positive_slots
+    feats = image_state["features"]  # (B, T, C)
+    if c.use_dense:
+      feats = feats + self.dense_prompts(clicks).reshape(b, g * g, c.prompt_dim)
+    if c.use_sparse:
+      token_pe = self.pos_encoding(prompts.grid_coords(g)).astype(feats.dtype)  # (T, C)
+      s = self.sparse_prompts(clicks, self.pos_encoding(clicks.coords)).astype(feats.dtype)
+      order_map = allowed = None
+      if c.use_order:
+        order_map = order.order_maps_tokens(image_state["depth"], clicks.coords, clicks.valid,
+                                            npos, c.order_maps)
+      if c.use_object:
+        allowed = order.object_regions(prev_mask, has_prev, npos, c.num_negative_slots,
+                                       c.prev_mask_threshold)
+      keys = feats + token_pe
+      for block in self.blocks:
+        s = block(s, keys, feats, order_map, allowed)
+      feats = self.token_norm(feats + self.token_attn(keys, s, s))
+    level4 = image_state["level4"] + self.out_proj(self.out_norm(feats)).reshape(b, g, g, -1)
+    skips = {k: image_state[k] for k in ("skip1", "skip2", "skip3")}
+    return self.seg_head.finish(level4, skips)[..., 0].astype(jnp.float32)
+
+  def __call__(self, images, clicks, prev_mask, has_prev, depth=None):
+    return self.decode(self.encode_image(images, depth), clicks, prev_mask, has_prev)
+
+
+def build_model(cfg_model) -> OIS:
+  """The OIS module from the config's `model` section (ConfigDict, dict or OISConfig)."""
+  return OIS(OISConfig.from_config(cfg_model))
+
+
+def _dummy_inputs(model: OIS, batch: int = 1):
+  c = model.config
+  s = c.input_size
+  depth = jnp.zeros((batch, s, s)) if c.depth_source == "external" else None
+  return (jnp.zeros((batch, s, s, 3)), prompts.Clicks.empty(batch, c.num_positive_slots, c.num_negative_slots),
+          jnp.zeros((batch, s, s)), jnp.ones((batch,), bool), depth)
+
+
+def init_params(model: OIS, rng: jax.Array) -> dict:
+  """Random parameters (the inner dict of flax's {'params': ...}), float32."""
+  # jit, and draw from an RngBitGenerator key: one threefry kernel per parameter makes XLA's CPU
+  # compile several times slower (tens of seconds even for the tiny model). Values therefore
+  # depend on the seed and the backend (CPU vs GPU), which is fine for a random init.
+  def init(r):
+    seed = jax.random.randint(r, (), 0, np.iinfo(np.int32).max)
+    return model.init(jax.random.key(seed, impl="unsafe_rbg"), *_dummy_inputs(model))["params"]
+  return jax.jit(init)(rng)
+
+
+def encode_image(model: OIS, params: dict, images, depth=None) -> dict:
+  """Per-image state (see OIS.encode_image)."""
+  return model.apply({"params": params}, images, depth, method=OIS.encode_image)
+
+
+def decode(model: OIS, params: dict, image_state: dict, clicks: prompts.Clicks, prev_mask=None,
+           has_prev=None):
+  """Logits (B, S, S) float32. prev_mask None -> first round; has_prev None -> True if a mask is given."""
+  b = image_state["depth"].shape[0]
+  s = model.config.input_size
+  if prev_mask is None:
+    prev_mask, has_prev = jnp.zeros((b, s, s), jnp.float32), jnp.zeros((b,), bool)
+  elif has_prev is None:
+    has_prev = jnp.ones((b,), bool)
+  return model.apply({"params": params}, image_state, clicks, prev_mask, has_prev, method=OIS.decode)
+
+
+def _is_trainable(path) -> bool:
+  keys = [getattr(p, "key", getattr(p, "name", None)) for p in path]
+  if keys and keys[0] in FROZEN_KEYS:
+    return False
+  return not (len(keys) >= 2 and keys[-2] == "pos_encoding" and keys[-1] == "gaussian")
+
+
+def trainable_mask(params: dict):
+  """Same tree as params: False under 'encoder', 'depth_head' and for the fixed Fourier matrix."""
+  return jax.tree_util.tree_map_with_path(lambda path, _: _is_trainable(path), params)
+
+
+def init_from_depth(params: dict, depth_params: dict) -> dict:
+  """Load DepthAnythingV2 weights: encoder, frozen depth head, and the seg head (same shapes).
+
+  depth_params: {'pretrained' (or 'encoder'): ViT params, 'depth_head': DPT head params}, e.g.
+  from a converted DAv2 checkpoint. Every tensor's shape is checked; all mismatches are
+  reported in one CheckpointError. Returns a new params dict.
+  """
+  enc = depth_params.get("pretrained", depth_params.get("encoder"))
+  head = depth_params.get("depth_head")
+  if enc is None or head is None:
+    raise CheckpointError(f"depth params need 'pretrained' (or 'encoder') and 'depth_head', got "
+                          f"{sorted(depth_params)}")
+  out = dict(params)
+  errors = []
+  targets = [("encoder", enc), ("seg_head", head)]
+  if "depth_head" in params:
+    targets.append(("depth_head", head))
+  for key, source in targets:
+    out[key] = _copy_checked(params[key], source, key, errors)
+  if errors:
+    raise CheckpointError("DAv2 weights do not fit this OIS config:\n  " + "\n  ".join(errors[:20])
+                          + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""))
+  return out
+
+
+def _copy_checked(target, source, prefix, errors):
+  flat_t = _flatten(target)
+  flat_s = _flatten(source)
+  for k in sorted(set(flat_t) - set(flat_s)):
+    errors.append(f"{prefix}/{k}: missing in the DAv2 weights")
+  for k in sorted(set(flat_s) - set(flat_t)):
+    errors.append(f"{prefix}/{k}: unexpected in the DAv2 weights")
+  for k in sorted(set(flat_t) & set(flat_s)):
+    if tuple(np.shape(flat_s[k])) != tuple(np.shape(flat_t[k])):
+      errors.append(f"{prefix}/{k}: shape {np.shape(flat_s[k])} in the weights, "
+                    f"{np.shape(flat_t[k])} in the model")
+  if errors:
+    return target
+  return jax.tree_util.tree_map_with_path(
+      lambda path, t: jnp.asarray(flat_s[_path_str(path)], jnp.asarray(t).dtype), target)
+
+
+def _path_str(path) -> str:
+  return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
+
+
+def _flatten(tree, prefix=""):
+  if hasattr(tree, "items"):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f"{prefix}{k}/"))
+    return out
+  return {prefix.rstrip("/"): tree}

@@ -1,0 +1,111 @@
+"""Train state (a plain dict), its sharded creation, and the jitted train step.
+
+The state is `{'step': int32, 'params': pytree, 'opt_state': pytree}`. Parameters are created
+already sharded: `jax.eval_shape(init)` -> shardings from the logical axis rules ->
+`jax.jit(init, out_shardings=...)`, so no device ever holds the full unsharded model.
+"""
+
+import functools
+import importlib
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ois_jax.training import iterative, loss as loss_lib, optim, sharding
+
+
+class ModelFns:
+  """The model's pure functions (interface 1 of the OIS model module), resolved lazily.
+
+  Tests may pass any object with the same five attributes.
+  """
+
+  def __init__(self, module: str = "ois_jax.models.ois"):
+    self._module = module
+
+  def __getattr__(self, name):
+    if name.startswith("_"):
+      raise AttributeError(name)
+    if name == "make_clicks":
+      prompts = importlib.import_module("ois_jax.models.prompts")
+      return lambda coords, valid: prompts.Clicks(coords=coords, valid=valid)
+    if name == "build_model":
+      return importlib.import_module("ois_jax.models").build_model
+    return getattr(importlib.import_module(self._module), name)
+
+
+def create_train_state(model, config, fns, mesh, rng):
+  """Returns (state, state_shardings, tx, trainable_mask); params materialise already sharded."""
+  abstract_params = jax.eval_shape(functools.partial(fns.init_params, model), rng)
+  trainable_mask = fns.trainable_mask(abstract_params)
+  tx = optim.make_optimizer(config, trainable_mask)
+
+  def init(rng):
+    params = fns.init_params(model, rng)
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+
+  abstract_state = jax.eval_shape(init, rng)
+  shardings = sharding.state_shardings(abstract_state, config, mesh)
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  return state, shardings, tx, trainable_mask
+
+
+def _batch_iou(logits, gt):
+  pred = logits > 0
+  keep = gt >= 0
+  inter = jnp.sum(pred & (gt == 1) & keep, axis=(1, 2))
+  union = jnp.sum((pred | (gt == 1)) & keep, axis=(1, 2))
+  return jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
+
+
+def make_train_step(model, config, fns, tx, trainable_mask):
+  """`train_step(state, batch, rng) -> (state, metrics)`, a pure function (not yet jitted)."""
+  max_rounds = int(config.data.max_iterative_rounds)
+  num_positive = int(config.model.num_positive_slots)
+  threshold = float(config.eval.get("threshold", 0.49))
+  external_depth = config.model.depth_source == "external"
+  schedule = optim.learning_rate_schedule(config)
+
+  def train_step(state, batch, rng):
+    rng = jax.random.fold_in(rng, state["step"])
+    rounds_rng, clicks_rng = jax.random.split(rng)
+    num_rounds = jax.random.randint(rounds_rng, (), 0, max_rounds + 1)  # per batch, as SegNext
+    gt = batch["gt"].astype(jnp.int32)
+    depth = batch.get("depth") if external_depth else None
+
+    def loss_fn(params):
+      params = optim.freeze(params, trainable_mask)
+      image_state = fns.encode_image(model, params, batch["image"], depth)
+      # The no-gradient rounds see constants only, so no tangents enter the while_loop.
+      params_sg = jax.lax.stop_gradient(params)
+      image_state_sg = jax.lax.stop_gradient(image_state)
+
+      def predict(coords, valid, prev, has_prev):
+        return fns.decode(model, params_sg, image_state_sg, fns.make_clicks(coords, valid),
+                          prev, has_prev)
+
+      coords, valid, prev, has_prev = iterative.run_iterative_rounds(
+          predict, gt, batch["click_coords"].astype(jnp.float32), batch["click_valid"].astype(bool),
+          clicks_rng, num_rounds, num_positive=num_positive, threshold=threshold)
+      logits = fns.decode(model, params, image_state, fns.make_clicks(coords, valid), prev, has_prev)
+      logits = logits.astype(jnp.float32)
+      loss = loss_lib.normalized_focal_loss(logits, gt)
+      return loss, {"iou": _batch_iou(logits, gt), "num_rounds": num_rounds,
+                    "num_clicks": jnp.mean(jnp.sum(valid, axis=1).astype(jnp.float32))}
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads),
+                   learning_rate=schedule(state["step"]))
+    return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
+
+  return train_step
+
+
+def jit_train_step(train_step, state_shardings, mesh):
+  """jit with the state's shardings in and out; the old state's buffers are donated."""
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(train_step, out_shardings=(state_shardings, replicated), donate_argnums=(0,))

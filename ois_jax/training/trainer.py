@@ -1,0 +1,177 @@
+"""The training loop: sharded state, input pipeline, checkpoints, validation, logging.
+
+`train(config, workdir)` resumes from the latest checkpoint in `workdir` when there is one
+(params, optimiser state, step and the input iterator's state), so running the same command
+twice continues where the first run stopped.
+"""
+
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+from ois_jax.errors import DataError
+from ois_jax.training import checkpointing, sharding, train_step as ts
+
+
+def write_config(config, workdir: str) -> str:
+  path = os.path.join(workdir, "config.json")
+  with open(path, "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  return path
+
+
+def default_data(config):
+  """The input iterator of `data_pipelines.training` for `config.data` (lazy import)."""
+  from data_pipelines import training as data_training
+  return data_training.make_train_iterator(config, None, int(config.seed))
+
+
+def default_validation(config, model, fns):
+  """`validate(params) -> metrics` on `config.eval.num_samples` held-out samples, or None."""
+  if int(config.eval.num_samples) <= 0:
+    return None
+  from ois_jax.training import validation
+  return validation.make_validator(config, model, fns)
+
+
+class _Logger:
+  """TensorBoard (process 0 only) plus a tqdm progress bar with steps/s and ETA."""
+
+  def __init__(self, workdir, start, total, quiet):
+    from tqdm import tqdm
+    self.main = jax.process_index() == 0
+    self.writer = None
+    if self.main:
+      from tensorboardX import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+                    disable=quiet or not self.main, file=sys.stdout)
+    self.history = []
+
+  def scalars(self, step, metrics, prefix="train"):
+    metrics = {k: float(v) for k, v in metrics.items()}
+    self.history.append(dict(metrics, step=step, split=prefix))
+    if self.writer is not None:
+      for k, v in metrics.items():
+        self.writer.add_scalar(f"{prefix}/{k}", v, step)
+    return metrics
+
+  def close(self):
+    self.bar.close()
+    if self.writer is not None:
+      self.writer.close()
+
+
+def train(config, workdir: str, *, fns=None, make_data=None, make_validation=None,
+          quiet: bool = False, log=print, stop_at: int | None = None,
+          time_limit_s: float | None = None) -> dict:
+  """Trains to `config.total_steps` (resuming if `workdir` has a checkpoint).
+
+  Args:
+    fns: the model's functions (`ts.ModelFns()` by default: interface 1).
+    make_data: config -> iterator of host batches with `get_state()` / `set_state()`.
+    make_validation: (config, model, fns) -> `validate(params) -> metrics dict` or None.
+    stop_at: stop (with a checkpoint) after this step, as a preempted job would; the
+      schedule still follows `config.total_steps`.
+    time_limit_s: also stop (with a checkpoint and a validation) once this much wall time has
+      passed since the first step finished compiling.
+  Returns:
+    {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir'}.
+  """
+  sharding.maybe_initialize_distributed(config)
+  fns = fns or ts.ModelFns()
+  make_data = make_data or default_data
+  make_validation = make_validation or default_validation
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    write_config(config, workdir)
+
+  mesh = sharding.make_mesh(config)
+  total = int(config.total_steps)
+  batch_size = int(config.data.batch_size)
+  if batch_size % jax.device_count() and sharding.batch_sharding(config, mesh).spec != (None,):
+    raise DataError(f"data.batch_size {batch_size} is not divisible by {jax.device_count()} devices")
+  model = fns.build_model(config.model)
+  state, state_shardings, tx, trainable_mask = ts.create_train_state(
+      model, config, fns, mesh, jax.random.key(int(config.seed)))
+  data = make_data(config)
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                    keep=int(config.train.keep_checkpoints),
+                                    best_metric=config.train.get("best_metric") or None)
+  start = 0
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, data_state, start = ckpt.restore(state, latest)
+    if data_state is not None:
+      data.set_state(data_state)
+    log(f"Resuming from checkpoint at step {start} in {ckpt.directory}")
+  else:
+    log(f"Starting training from scratch in {workdir} ({total} steps, "
+        f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
+
+  step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
+                              state_shardings, mesh)
+  validate = make_validation(config, model, fns)
+  rng = jax.random.key(int(config.seed) + 1)  # folded with the step inside the train step
+  logger = _Logger(workdir, start, total, quiet)
+  log_every = max(1, int(config.train.log_every))
+  ckpt_every = max(1, int(config.checkpoint_every))
+  eval_every = int(config.eval.get("every", 0))
+  validations = []
+  pending = []  # device metrics not yet fetched (fetching every step would sync the host)
+  last_log = (time.time(), start)
+  step = end = start
+  try:
+    end = total if stop_at is None else min(total, int(stop_at))
+    for step in range(start + 1, end + 1):
+      batch = sharding.shard_batch(next(data), config, mesh)
+      state, metrics = step_fn(state, batch, rng)
+      pending.append((step, metrics))
+      logger.bar.update(1)
+      if step == start + 1:
+        jax.block_until_ready(metrics)
+        started = time.time()  # the time limit counts from the compiled first step
+      out_of_time = time_limit_s is not None and time.time() - started > time_limit_s
+      last = step == end or out_of_time
+      if step % log_every == 0 or last:
+        for s, m in jax.device_get(pending):
+          shown = logger.scalars(s, m)
+        pending.clear()
+        now = time.time()
+        steps_per_s = (step - last_log[1]) / max(now - last_log[0], 1e-9)
+        last_log = (now, step)
+        logger.scalars(step, {"steps_per_s": steps_per_s,
+                              "images_per_s": steps_per_s * batch_size}, prefix="speed")
+        logger.bar.set_postfix(loss=f"{shown['loss']:.4f}", iou=f"{shown['iou']:.3f}")
+      val_metrics = None
+      if validate is not None and ((eval_every and step % eval_every == 0) or step == total
+                                   or out_of_time):
+        val_metrics = validate(state["params"])
+        logger.scalars(step, val_metrics, prefix="val")
+        validations.append(dict(val_metrics, step=step))
+        log(f"step {step}: validation " + ", ".join(f"{k}={v:.4f}" for k, v in val_metrics.items()))
+      if step % ckpt_every == 0 or last or val_metrics is not None:
+        ckpt.save(step, state, data.get_state(), metrics=val_metrics)
+      if out_of_time:
+        log(f"Stopping at step {step}: time limit of {time_limit_s:.0f}s reached")
+        break
+  finally:
+    ckpt.close()
+    logger.close()
+  train_history = [h for h in logger.history if h["split"] == "train"]
+  summary = {"start_step": start, "final_step": int(step) if end > start else start,
+             "history": train_history, "validation": validations, "workdir": workdir}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "train_summary.json"), "w") as f:
+      json.dump(summary, f, indent=1, default=float)
+  summary["state"] = state
+  return summary
+
+
+def fetch(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -1,0 +1,59 @@
+"""The jitted click loop against a per-click host loop that uses the NumPy oracle."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ois_jax.evaluation import evaluator
+
+
+def _load_helper(name):
+  # pytest runs with --import-mode=importlib: the test folder is not on sys.path.
+  path = pathlib.Path(__file__).with_name(f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"evaluation_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+fake_model = _load_helper("fake_model")
+
+
+def _samples(rng, n):
+  out = []
+  for i in range(n):
+    h, w = (int(v) for v in rng.integers(20, 60, 2))
+    gt = (ndimage.uniform_filter(rng.random((h, w)), 9) > 0.5).astype(np.int8)
+    gt[rng.random((h, w)) < 0.03] = -1
+    gt[h // 3, :] = 1  # a thin structure touching both borders
+    image = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    image[gt == 1] //= 2
+    out.append(fake_model.prepared(f"s{i}", image, gt))
+  return out
+
+
+@pytest.fixture(scope="module")
+def runner():
+  cfg = fake_model.config()
+  return evaluator.ClickLoopRunner(None, cfg, max_clicks=8, encode_fn=fake_model.encode_fn,
+                                   decode_fn=fake_model.decode_fn)
+
+
+def test_jitted_loop_equals_host_loop(runner):
+  rng = np.random.default_rng(0)
+  items = _samples(rng, 6)
+  for start in (0, 3):
+    chunk = items[start:start + 3]
+    images, batch = evaluator.make_batch(chunk, 3, (64, 64), runner.input_size)
+    fast, _ = runner.run(fake_model.PARAMS, images, batch)
+    slow = runner.run_host_loop(fake_model.PARAMS, images, batch)
+    np.testing.assert_array_equal(fast.ys, slow.ys)
+    np.testing.assert_array_equal(fast.xs, slow.xs)
+    np.testing.assert_array_equal(fast.positive, slow.positive)
+    np.testing.assert_allclose(fast.ious, slow.ious, atol=1e-6)
+    # The sequences are not degenerate: both signs occur and the IoU changes.
+    assert fast.positive.any() and (~fast.positive).any()
+    assert np.ptp(fast.ious) > 0

@@ -1,0 +1,103 @@
+"""`evaluate` with a fake model: skipped samples, ordering, batching and averages."""
+
+import importlib.util
+import math
+import pathlib
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ois_jax.errors import DataError
+from ois_jax.evaluation import evaluate, evaluator, metrics, report
+
+
+def _load_helper(name):
+  path = pathlib.Path(__file__).with_name(f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"evaluation_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+fake_model = _load_helper("fake_model")
+
+
+def _good(rng, name, h, w):
+  gt = (ndimage.uniform_filter(rng.random((h, w)), 9) > 0.5).astype(np.int8)
+  gt[0, 0] = 1
+  image = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+  return {"image": image, "gt": gt, "name": name}
+
+
+class Source:
+  """A random-access source whose item 3 cannot be read (like a corrupt file)."""
+
+  def __init__(self, items):
+    self.items = items
+
+  def __len__(self):
+    return len(self.items)
+
+  def __getitem__(self, i):
+    if self.items[i] is None:
+      raise DataError(f"broken_{i}.jpg: cannot identify image file")
+    return self.items[i]
+
+
+def _prepare(sample, size):
+  image, gt = evaluator.check_sample(sample)
+  return fake_model.prepared(sample["name"], image, gt, size)
+
+
+@pytest.fixture(scope="module")
+def runner():
+  return evaluator.ClickLoopRunner(None, fake_model.config(), max_clicks=5,
+                                   encode_fn=fake_model.encode_fn, decode_fn=fake_model.decode_fn)
+
+
+def test_skipped_samples_reported_and_averages_unaffected(runner, tmp_path):
+  rng = np.random.default_rng(5)
+  good = [_good(rng, f"g{i}", int(h), int(w)) for i, (h, w) in
+          enumerate(rng.integers(20, 70, (5, 2)))]
+  empty = _good(rng, "empty_mask", 30, 30)
+  empty["gt"][:] = 0
+  mismatch = _good(rng, "size_mismatch", 30, 30)
+  mismatch["gt"] = mismatch["gt"][:, :20]
+  items = [good[0], empty, good[1], None, mismatch, good[2], good[3], good[4]]
+  cfg = fake_model.config()
+
+  class Dataset:  # an EvalDataset: its own skipped list is carried over
+    source = Source(items)
+    skipped = [("corrupt.png", "cannot identify image file")]
+
+  with_bad = evaluate(None, fake_model.PARAMS, cfg, Dataset(), batch_size=2, max_clicks=5,
+                      progress=False, runner=runner, prepare_fn=_prepare)
+  clean = evaluate(None, fake_model.PARAMS, cfg, good, batch_size=3, max_clicks=5,
+                   progress=False, runner=runner, prepare_fn=_prepare)
+  assert with_bad.names == [g["name"] for g in good] == clean.names
+  np.testing.assert_array_equal(with_bad.ious, clean.ious)
+  skipped = dict(with_bad.skipped)
+  assert set(skipped) == {"corrupt.png", "empty_mask", "#3", "size_mismatch"}
+  assert "empty ground-truth" in skipped["empty_mask"]
+  assert "size mismatch" in skipped["size_mismatch"] and "30x20" in skipped["size_mismatch"]
+  assert "broken_3.jpg" in skipped["#3"]
+  for key in ("NoC85", "NoC90", "NoC95", "mIoU@1", "mIoU@5", "NoF95"):
+    assert with_bad.metrics[key] == clean.metrics[key]
+  assert with_bad.metrics == {**metrics.summarize(with_bad.ious, with_bad.metrics["SPC"]),
+                              "num_skipped": 4}
+  record = report.metrics_record(with_bad, "fake", None, "fake")
+  path = report.write_metrics(str(tmp_path), record)
+  back = report.read_metrics(path)
+  assert {s["name"] for s in back["skipped"]} == set(skipped)
+  assert back["num_samples"] == 5 and back["SPC"] > 0
+
+
+def test_every_sample_skipped_gives_empty_result(runner):
+  rng = np.random.default_rng(1)
+  bad = _good(rng, "e", 20, 20)
+  bad["gt"][:] = 0
+  res = evaluate(None, fake_model.PARAMS, fake_model.config(), [bad], batch_size=2, max_clicks=5,
+                 progress=False, runner=runner, prepare_fn=_prepare)
+  assert res.names == [] and res.ious.shape == (0, 5) and len(res.skipped) == 1
+  assert math.isnan(res.metrics["NoC90"])

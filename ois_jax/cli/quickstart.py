@@ -29,8 +29,8 @@ def build_config(data_dir: str | None, minutes: float, steps: int | None):
   else:
     config.data.dataset = "procedural"
     config.model.depth_source = "external"
-  # About 0.5 s per step on 2 CPU cores; the time limit stops training either way.
-  config.total_steps = int(steps or max(20, minutes * 60 / 0.5))
+  # About 0.15 s per step on 2 CPU cores; the time limit stops training either way.
+  config.total_steps = int(steps or max(20, minutes * 60 / 0.15))
   config.checkpoint_every = max(10, config.total_steps // 4)
   config.eval.every = 0
   return config, root

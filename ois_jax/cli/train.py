@@ -29,13 +29,20 @@ def parse(argv: list[str]):
     return None
   try:
     fv(full_argv)
-  except flags.Error as e:
-    raise OISError(str(e)) from e
-  if fv.config is None:
+  except (flags.Error, OSError, ImportError, SyntaxError) as e:
+    raise OISError(str(e).splitlines()[0] + (" (" + str(e).splitlines()[-1].strip() + ")"
+                                             if "\n" in str(e) else "")) from e
+  try:
+    config = fv.config  # a config that failed to load is a proxy raising on first use
+    if config is not None:
+      config.get("name")
+  except (OSError, ImportError, AttributeError, SyntaxError, flags.Error) as e:
+    raise OISError(f"cannot load the config: {str(e).splitlines()[-1].strip()}") from e
+  if config is None:
     raise OISError("--config is required (e.g. --config configs/ois_tiny.py)")
   if not fv.workdir:
     raise OISError("--workdir is required")
-  return fv.config, fv.workdir, fv.quiet
+  return config, fv.workdir, fv.quiet
 
 
 def main(argv: list[str]) -> int:

@@ -40,7 +40,8 @@ class Prepared:
   resize_h: np.ndarray     # (H, S) float32
   resize_w: np.ndarray     # (W, S) float32
   scale: float
-  resized_hw: tuple[int, int]
+  to_model_h: np.ndarray   # (S, H) float32
+  to_model_w: np.ndarray   # (S, W) float32
 
 
 def default_fns():
@@ -71,9 +72,10 @@ def prepare(sample: dict, input_size: int) -> Prepared:
   image, gt = check_sample(sample)
   x, tf = transforms.preprocess(image, input_size)
   mh, mw = tf.resize_back_matrices()
-  return Prepared(str(sample.get("name", "")), np.asarray(x, np.float32), gt,
-                  np.asarray(mh, np.float32), np.asarray(mw, np.float32), float(tf.scale),
-                  tuple(int(v) for v in tf.resized_hw))
+  ph, pw = tf.to_model_matrices()
+  f32 = lambda a: np.asarray(a, np.float32)
+  return Prepared(str(sample.get("name", "")), f32(x), gt, f32(mh), f32(mw), float(tf.scale),
+                  f32(ph), f32(pw))
 
 
 def canvas_for(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -91,7 +93,8 @@ def make_batch(items: Sequence[Prepared], batch_size: int, canvas: tuple[int, in
   resize_h = np.zeros((batch_size, hc, s), np.float32)
   resize_w = np.zeros((batch_size, wc, s), np.float32)
   scale = np.ones((batch_size,), np.float32)
-  model_valid = np.zeros((batch_size, s, s), bool)
+  to_model_h = np.zeros((batch_size, s, hc), np.float32)
+  to_model_w = np.zeros((batch_size, s, wc), np.float32)
   for i, p in enumerate(items):
     h, w = p.gt.shape
     images[i] = p.image
@@ -100,8 +103,9 @@ def make_batch(items: Sequence[Prepared], batch_size: int, canvas: tuple[int, in
     resize_h[i, :h] = p.resize_h
     resize_w[i, :w] = p.resize_w
     scale[i] = p.scale
-    model_valid[i, :p.resized_hw[0], :p.resized_hw[1]] = True
-  return images, simulator.LoopBatch(gt, valid, resize_h, resize_w, scale, model_valid)
+    to_model_h[i, :, :h] = p.to_model_h
+    to_model_w[i, :, :w] = p.to_model_w
+  return images, simulator.LoopBatch(gt, valid, resize_h, resize_w, scale, to_model_h, to_model_w)
 
 
 class ClickLoopRunner:

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 from ois_jax.evaluation.edt import squared_edt
 
 
-def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Array | None = None):
+def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Array | None = None,
+               edt_method: str = "auto"):
   """The next click on a (batch of) padded canvas(es).
 
   Args:
@@ -28,6 +29,7 @@ def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Ar
     pred: (..., Hc, Wc) bool prediction.
     clicked: (..., Hc, Wc) bool, already clicked pixels.
     valid: (..., Hc, Wc) bool real-image region (None: the whole canvas is real).
+    edt_method: see `edt.squared_edt` (both methods are exact; "auto" picks by backend).
   Returns:
     y, x: (...) int32 canvas = original coordinates; is_positive: (...) bool.
   """
@@ -37,7 +39,7 @@ def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Ar
   obj = gt == 1
   fn = obj & ~pred & not_ignore
   fp = ~obj & pred & not_ignore
-  d2 = squared_edt(jnp.stack([fn, fp], axis=-3))  # (..., 2, Hc, Wc)
+  d2 = squared_edt(jnp.stack([fn, fp], axis=-3), edt_method)  # (..., 2, Hc, Wc)
   # float32 distances, as the oracle (its SciPy float64 sqrt of an integer rounds to the same float32).
   dist = jnp.sqrt(d2.astype(jnp.float32)) * (~clicked)[..., None, :, :]
   flat = dist.reshape(dist.shape[:-2] + (-1,))  # (..., 2, Hc*Wc)
@@ -71,14 +73,16 @@ class LoopBatch(NamedTuple):
   resize_h: (B, Hc, S) float32, rows of `Transform.resize_back_matrices()[0]`, zero rows below H.
   resize_w: (B, Wc, S) float32, the same for the width.
   scale: (B,) float32 original -> model coordinate scale (`Transform.scale`).
-  model_valid: (B, S, S) bool, the resized image inside the model canvas (the rest is padding).
+  to_model_h: (B, S, Hc) float32, `Transform.to_model_matrices()[0]`, zero columns beyond H.
+  to_model_w: (B, S, Wc) float32, the same for the width.
   """
   gt: jax.Array
   valid: jax.Array
   resize_h: jax.Array
   resize_w: jax.Array
   scale: jax.Array
-  model_valid: jax.Array
+  to_model_h: jax.Array
+  to_model_w: jax.Array
 
 
 class LoopOutput(NamedTuple):
@@ -90,19 +94,21 @@ class LoopOutput(NamedTuple):
 
 
 def to_original(logits: jax.Array, batch: LoopBatch, threshold: float):
-  """Model-space logits (B, S, S) -> (pred (B, Hc, Wc) bool, prob_model (B, S, S) float32).
+  """Model-space logits (B, S, S) -> (pred (B, Hc, Wc) bool, prev_model (B, S, S) float32).
 
   Logits are resized back with two matmuls (crop + bilinear, align_corners=False), thresholded
-  strictly (prob > threshold) and cut to the real region. The probability fed back to the next round
-  is the model-space sigmoid, zeroed on the padding.
+  strictly (prob > threshold) and cut to the real region. As in RITM/SegNext and `Predictor`, the
+  probability map at the original resolution is what is fed back: it is mapped into model space
+  (bilinear resize + zero padding, two more matmuls) for the next round.
   """
-  logits = logits.astype(jnp.float32)
   hp = jax.lax.Precision.HIGHEST
-  orig = jnp.einsum("bhs,bst->bht", batch.resize_h, logits, precision=hp)
-  orig = jnp.einsum("bht,bwt->bhw", orig, batch.resize_w, precision=hp)
-  pred = (jax.nn.sigmoid(orig) > threshold) & batch.valid
-  prob_model = jnp.where(batch.model_valid, jax.nn.sigmoid(logits), 0.0)
-  return pred, prob_model
+  orig = jnp.einsum("bhs,bst->bht", batch.resize_h, logits.astype(jnp.float32), precision=hp)
+  orig = jnp.einsum("bht,bwt->bhw", orig, batch.resize_w, precision=hp)  # (B, Hc, Wc)
+  prob = jnp.where(batch.valid, jax.nn.sigmoid(orig), 0.0)
+  pred = (prob > threshold) & batch.valid
+  prev = jnp.einsum("bsh,bhw->bsw", batch.to_model_h, prob, precision=hp)
+  prev = jnp.einsum("bsw,btw->bst", prev, batch.to_model_w, precision=hp)  # (B, S, S)
+  return pred, prev
 
 
 def model_coords(y: jax.Array, x: jax.Array, scale: jax.Array) -> jax.Array:
@@ -121,7 +127,7 @@ def click_loop(decode_fn: Callable[..., jax.Array], image_state: Any, batch: Loo
   prompts but still marked as clicked; with the standard 20 clicks this never happens.
   """
   bsz, hc, wc = batch.gt.shape
-  s = batch.model_valid.shape[-1]
+  s = batch.to_model_h.shape[-2]
   rows = jnp.arange(bsz)
 
   def step(carry, _):

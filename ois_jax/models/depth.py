@@ -62,24 +62,51 @@ class DepthAnythingV2(nn.Module):
     depth = nn.relu(depth[..., 0]).astype(jnp.float32)  # DepthAnythingV2.forward's F.relu
     return (depth, features) if return_features else depth
 
-  def init_params(self, rng: jax.Array, size: int = 518) -> dict:
-    """Random parameters {'pretrained': ..., 'depth_head': ...} (refinenet4's unused unit included)."""
-    return jax.jit(self.init)(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+  def init_params(self, rng: jax.Array) -> dict:
+    """Flax-initialised parameters {'pretrained': ..., 'depth_head': ...} (slow to compile on CPU)."""
+    return jax.jit(self.init)(rng, jnp.zeros((1, 28, 28, 3), jnp.float32))["params"]
+
+  def random_params(self, seed: int = 0) -> dict:
+    """Random parameters drawn in NumPy (fast, no compilation): for tests and benchmarks.
+
+    Kernels ~ N(0, 1 / fan_in) so activations keep their scale, biases ~ 0.1 N(0, 1), norm scales
+    and layer scales around 1, tokens and position table ~ N(0, 1).
+    """
+    shapes = jax.eval_shape(self.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 3)))["params"]
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+      name, shape = path[-1].key, leaf.shape
+      if name == "kernel":
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))).astype(np.float32)
+      if name == "bias":
+        return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+      if name in ("scale", "gamma"):
+        return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+      return rng.standard_normal(shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+  def forward(self, params: dict, x: jnp.ndarray) -> jax.Array:
+    """Jitted network: (B, H, W, 3) normalised -> (B, H, W) depth (one executable per shape)."""
+    return _compiled_forward(self)(params, x)
 
   def infer_image(self, params: dict, image: np.ndarray, input_size: int = 518) -> np.ndarray:
     """image: (H, W, 3) uint8 RGB. Returns (H, W) float32 relative inverse depth."""
     x, (h, w) = image2tensor(image, input_size)
-    return np.asarray(_compiled_infer(self)(params, jnp.asarray(x), (h, w)))
+    depth = self.forward(params, jnp.asarray(x))  # (1, h', w')
+    return np.asarray(_resize_back(depth, (h, w)))
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_infer(model: DepthAnythingV2):
-  """One jitted network + resize-back per model; XLA caches one executable per input shape."""
-  @functools.partial(jax.jit, static_argnums=2)
-  def infer(params, x, out_hw):
-    depth = model.apply({"params": params}, x)  # (1, H', W')
-    return resize.resize_bilinear_align_corners(depth[..., None], out_hw)[0, ..., 0]
-  return infer
+def _compiled_forward(model: DepthAnythingV2):
+  return jax.jit(lambda params, x: model.apply({"params": params}, x))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _resize_back(depth: jnp.ndarray, out_hw: tuple[int, int]) -> jnp.ndarray:
+  """(1, h', w') -> (H, W), bilinear with align_corners=True as the original infer_image."""
+  return resize.resize_bilinear_align_corners(depth[..., None], out_hw)[0, ..., 0]
 
 
 def resized_shape(h: int, w: int, input_size: int = 518) -> tuple[int, int]:

@@ -96,10 +96,10 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   batch_size = int(config.data.batch_size)
   if batch_size % jax.device_count() and sharding.batch_sharding(config, mesh).spec != (None,):
     raise DataError(f"data.batch_size {batch_size} is not divisible by {jax.device_count()} devices")
+  data = make_data(config)  # first: bad data fails in seconds, before anything compiles
   model = fns.build_model(config.model)
   state, state_shardings, tx, trainable_mask = ts.create_train_state(
       model, config, fns, mesh, jax.random.key(int(config.seed)))
-  data = make_data(config)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                     keep=int(config.train.keep_checkpoints),
                                     best_metric=config.train.get("best_metric") or None)
@@ -163,8 +163,13 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   finally:
     ckpt.close()
     logger.close()
+  stats = dict(getattr(data, "stats", {}) or {})
+  skipped = {k: v for k, v in stats.items() if k.startswith("skipped") or k == "small_segments"}
+  if skipped:
+    log(f"input pipeline: {stats.get('records', '?')} records read; skipped and counted: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
   train_history = [h for h in logger.history if h["split"] == "train"]
-  summary = {"start_step": start, "final_step": int(step) if end > start else start,
+  summary = {"start_step": start, "data_stats": stats, "final_step": int(step) if end > start else start,
              "history": train_history, "validation": validations, "workdir": workdir}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "train_summary.json"), "w") as f:

@@ -12,6 +12,7 @@ import cv2
 import jax
 import numpy as np
 
+from ois_jax import transforms
 from ois_jax.errors import DataError
 from ois_jax.evaluation import evaluator, metrics, simulator
 
@@ -20,7 +21,8 @@ def heldout_samples(config, limit: int | None = None) -> list[dict]:
   """Up to `limit` held-out samples {'image', 'gt', 'name'[, 'depth']} for `config.data`.
 
   procedural: the 'val' scenes (`data_pipelines.training.make_eval_source`); other datasets: the
-  'val' split of the training source, one object per image (the largest usable one).
+  'val' split of the training source, one object per image (the largest usable one covering at
+  most half of the image).
   """
   from data_pipelines import training as data_training
   limit = int(config.eval.num_samples if limit is None else limit)
@@ -30,11 +32,20 @@ def heldout_samples(config, limit: int | None = None) -> list[dict]:
   except DataError:
     source = data_training.make_source(config, "val")
     pick = _largest_object
-  samples = []
+  samples, seen_images = [], set()
   for i in range(len(source)):
     if len(samples) >= limit:
       break
-    sample = source[i] if pick is None else pick(source[i], int(config.data.min_object_area))
+    if pick is None:
+      sample = source[i]
+    else:
+      record = source[i]
+      # BSDS500 has several human segmentations per image ('<id>_<k>'): one sample per image.
+      image_id = str(record.get("name", i)).rsplit("_", 1)[0]
+      if image_id in seen_images:
+        continue
+      seen_images.add(image_id)
+      sample = pick(record, int(config.data.min_object_area))
     if sample is not None:
       samples.append(sample)
   if not samples:
@@ -52,7 +63,10 @@ def _largest_object(record: dict, min_area: int) -> dict | None:
   if masks.shape[0] == 0 or masks.shape[1:] != image.shape[:2]:
     return None
   areas = masks.reshape(masks.shape[0], -1).sum(1)
-  best = int(np.argmax(areas))
+  # The largest object that is neither tiny nor most of the image (BSDS segments include sky).
+  pixels = masks[0].size
+  moderate = np.where((areas >= min_area) & (areas <= 0.5 * pixels), areas, -1)
+  best = int(np.argmax(moderate)) if moderate.max() > 0 else int(np.argmax(areas))
   if areas[best] < min_area:
     return None
   gt = masks[best].astype(np.int8)
@@ -88,7 +102,8 @@ class Validator:
       if external:
         if sample.get("depth") is None:
           raise DataError(f"held-out sample {p.name} has no depth map (depth_source='external')")
-        depths.append(_model_depth(sample["depth"], p.resized_hw, size))
+        resized_hw = transforms.make_transform(p.gt.shape, size).resized_hw
+        depths.append(_model_depth(sample["depth"], resized_hw, size))
     self.num_samples = len(prepared)
     hmax = max(p.gt.shape[0] for p in prepared)
     wmax = max(p.gt.shape[1] for p in prepared)

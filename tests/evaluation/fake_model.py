@@ -55,4 +55,7 @@ def prepared(name, image, gt, size=SIZE):
   back_w = np.zeros((w, size), np.float32)
   back_h[:, :rh] = bilinear_matrix(rh, h, False)
   back_w[:, :rw] = bilinear_matrix(rw, w, False)
-  return evaluator.Prepared(name, x, gt.astype(np.int8), back_h, back_w, scale, (rh, rw))
+  to_h = np.zeros((size, h), np.float32)
+  to_w = np.zeros((size, w), np.float32)
+  to_h[:rh], to_w[:rw] = my, mx
+  return evaluator.Prepared(name, x, gt.astype(np.int8), back_h, back_w, scale, to_h, to_w)

@@ -61,12 +61,9 @@ def _on_canvas(cases):
   return gt, pred, clicked, valid
 
 
-@pytest.fixture(scope="module")
-def simulate():
-  return jax.jit(simulator.next_click)
-
-
-def test_simulator_equals_oracle_on_1200_cases(simulate):
+@pytest.mark.parametrize("method", ["envelope", "offsets"])
+def test_simulator_equals_oracle_on_1200_cases(method):
+  simulate = jax.jit(lambda *a: simulator.next_click(*a, edt_method=method))
   rng = np.random.default_rng(1234)
   kinds = ["random", "blobs", "thin", "border", "rect"]
   cases = [_random_case(rng, kinds[i % len(kinds)]) for i in range(1200)]
@@ -108,9 +105,10 @@ def test_oracle_hand_cases():
   assert next_click(gt, empty, clicked) == (2, 3, True)
 
 
-def test_edt_equals_scipy_exactly():
+@pytest.mark.parametrize("method", ["offsets", "envelope"])
+def test_edt_equals_scipy_exactly(method):
   rng = np.random.default_rng(7)
-  f = jax.jit(edt.squared_edt)
+  f = jax.jit(lambda m: edt.squared_edt(m, method))
   masks = []
   for i in range(60):
     h, w = (int(v) for v in rng.integers(1, 48, 2))
@@ -124,7 +122,7 @@ def test_edt_equals_scipy_exactly():
   # padding (background), so each padded mask's top-left crop must equal SciPy's result.
   batch = np.stack([np.pad(m, ((0, 48 - m.shape[0]), (0, 48 - m.shape[1]))) for m in masks])
   squared = np.asarray(f(batch))
-  dist = np.asarray(jax.jit(edt.edt)(batch))
+  dist = np.asarray(jax.jit(lambda m: edt.edt(m, method))(batch))
   for m, sq, d in zip(masks, squared, dist):
     h, w = m.shape
     expected = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
@@ -132,12 +130,14 @@ def test_edt_equals_scipy_exactly():
     np.testing.assert_array_equal(d[:h, :w], expected.astype(np.float32))
 
 
-def test_edt_large_image_exact():
+@pytest.mark.parametrize("method", ["offsets", "envelope"])
+def test_edt_large_image_exact(method):
   yy, xx = np.mgrid[:300, :420]
   m = ((yy - 150) ** 2 / 140**2 + (xx - 200) ** 2 / 190**2) < 1
   m[100:110, 50:350] = False
+  m[250:, 400:] = True  # touches the border
   expected = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-  np.testing.assert_array_equal(np.asarray(jax.jit(edt.squared_edt)(m)),
+  np.testing.assert_array_equal(np.asarray(jax.jit(lambda a: edt.squared_edt(a, method))(m)),
                                 np.round(expected**2).astype(np.int64))
 
 

@@ -1,34 +1,18 @@
 """Shared, process-cached tiny OIS model for the model tests (init compiles once per session).
 
-Load with `load()` (tests run with --import-mode=importlib, so this is imported by path and
-registered under one name so every test file shares the cache). Ablated models reuse the full
+Test files import it by path under the name "ois_model_testlib" (tests run with
+--import-mode=importlib), so every test file shares one cache. Ablated models reuse the full
 model's parameters: their trees are subsets of it (checked by `params_for`), except the plain
 ViT encoder, whose missing leaves are drawn from NumPy.
 """
 
 import functools
-import importlib.util
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from configs import ois_tiny
 from ois_jax.models import ois, prompts
-
-NAME = "ois_model_testlib"
-
-
-def load():
-  if NAME not in sys.modules:
-    spec = importlib.util.spec_from_file_location(NAME, os.path.abspath(__file__))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-  return sys.modules[NAME]
-
 
 def tiny_model_config(**overrides):
   cfg = ois_tiny.get_config().model

@@ -77,7 +77,7 @@ def test_image2tensor_rejects_non_images():
 @pytest.fixture(scope="module")
 def vits():
   model = DepthAnythingV2("vits")
-  return model, model.init_params(jax.random.PRNGKey(0), size=28)
+  return model, model.random_params(seed=0)
 
 
 def test_infer_image_postprocessing_matches_torch(vits):
@@ -87,7 +87,7 @@ def test_infer_image_postprocessing_matches_torch(vits):
   depth = model.infer_image(params, image, input_size=56)
   assert depth.shape == (45, 67) and depth.dtype == np.float32
   x, _ = image2tensor(image, 56)
-  net = np.asarray(model.apply({"params": params}, x))  # (1, h', w')
+  net = np.array(model.forward(params, x))  # (1, h', w')
   assert net.shape == (1, 56, 84) and (net >= 0).all() and net.max() > 0
   ref = torch.nn.functional.interpolate(torch.from_numpy(net)[:, None], (45, 67), mode="bilinear",
                                         align_corners=True)[0, 0].numpy()
@@ -105,16 +105,17 @@ def test_depth_cli_writes_npy_and_png(vits, tmp_path, capsys):
   from ois_jax import checkpoint
   model, params = vits
   ckpt = str(tmp_path / "ckpt")
-  checkpoint.save_checkpoint(ckpt, params, DepthConfig("vits", input_size=42))
-  image = np.random.default_rng(2).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+  checkpoint.save_checkpoint(ckpt, params, DepthConfig("vits", input_size=56))
+  # Same network input shape (56, 84) as the test above: the compiled executable is reused.
+  image = np.random.default_rng(2).integers(0, 256, (30, 45, 3), dtype=np.uint8)
   Image.fromarray(image).save(tmp_path / "in.png")
   out, png = str(tmp_path / "d.npy"), str(tmp_path / "d.png")
   args = ["depth", str(tmp_path / "in.png"), "--checkpoint", ckpt, "--out", out, "--png", png]
   assert cli_main(args) == 0
   depth = np.load(out)
-  assert depth.dtype == np.float32 and depth.shape == (30, 50)
-  np.testing.assert_array_equal(depth, model.infer_image(params, image, 42))
-  assert np.asarray(Image.open(png)).shape == (30, 50, 3)
+  assert depth.dtype == np.float32 and depth.shape == (30, 45)
+  np.testing.assert_array_equal(depth, model.infer_image(params, image, 56))
+  assert np.asarray(Image.open(png)).shape == (30, 45, 3)
   # Existing outputs are refused unless --overwrite.
   assert cli_main(args) == 1
   assert "already exists" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def encode_image(model, params, images, depth=None):
 
 
 def decode(model, params, image_state, clicks, prev_mask, has_prev):
-  coords, valid = clicks
+  coords, valid = (clicks.coords, clicks.valid) if hasattr(clicks, "coords") else clicks
   prev_mask = jnp.where(has_prev[:, None, None], prev_mask, 0.0)
   return model.apply({"params": params}, image_state, coords, valid, prev_mask, method=StandIn.decode)
 

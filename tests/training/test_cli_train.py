@@ -3,6 +3,7 @@
 import json
 
 import jax
+import pytest
 
 from ois_jax import cli
 
@@ -14,6 +15,7 @@ ARGS = ["--config", "configs/ois_tiny.py", "--config.data.dataset=procedural",
         "--config.data.procedural_num_val=2", "--quiet"]
 
 
+@pytest.mark.slow  # three compiles of the real model (~2.5 min on 2 shared cores)
 def test_train_cli_runs_and_resumes(tmp_path, capsys, monkeypatch):
   import pathlib
   monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[2])
@@ -39,3 +41,4 @@ def test_train_cli_reports_bad_usage(capsys):
   assert cli.main(["train", "--config", "configs/ois_tiny.py"]) == 1
   assert "--workdir is required" in capsys.readouterr().err
   assert cli.main(["train", "--workdir", "/tmp/x", "--config", "configs/no_such_config.py"]) == 1
+  assert "no_such_config.py" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""End to end with the real tiny OIS config: jitted loop == host loop, and `ois-jax evaluate` on GrabCut."""
+
+import csv
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from configs import ois_tiny
+from ois_jax.cli import compare as compare_cli
+from ois_jax.cli import evaluate as evaluate_cli
+from ois_jax.errors import OISError
+from ois_jax.evaluation import evaluator
+from ois_jax.models import ois
+
+GRABCUT = "/work/shared/data/GrabCut"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  config = ois_tiny.get_config()
+  model = ois.build_model(config.model)
+  params = ois.init_params(model, jax.random.PRNGKey(config.seed))
+  return model, params, config
+
+
+def test_tiny_model_jitted_loop_equals_host_loop(tiny):
+  model, params, config = tiny
+  runner = evaluator.ClickLoopRunner(model, config, max_clicks=6)
+  rng = np.random.default_rng(0)
+  items = []
+  for i, (h, w) in enumerate([(60, 90), (75, 50)]):
+    gt = (ndimage.uniform_filter(rng.random((h, w)), 11) > 0.5).astype(np.int8)
+    gt[rng.random((h, w)) < 0.02] = -1
+    gt[5, :] = 1
+    image = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    image[gt == 1] = image[gt == 1] // 3
+    items.append(evaluator.prepare({"image": image, "gt": gt, "name": f"t{i}"}, runner.input_size))
+  images, batch = evaluator.make_batch(items, 2, (128, 128), runner.input_size)
+  fast, _ = runner.run(params, images, batch)
+  slow = runner.run_host_loop(params, images, batch)
+  np.testing.assert_array_equal(fast.ys, slow.ys)
+  np.testing.assert_array_equal(fast.xs, slow.xs)
+  np.testing.assert_array_equal(fast.positive, slow.positive)
+  np.testing.assert_allclose(fast.ious, slow.ious, atol=1e-6)
+
+
+@pytest.mark.skipif(not os.path.isdir(GRABCUT), reason="needs the shared GrabCut folder")
+def test_ois_jax_evaluate_grabcut(tmp_path, capsys):
+  out = tmp_path / "eval"
+  argv = ["--config", "configs/ois_tiny.py", "--dataset", "grabcut", "--data-dir", GRABCUT,
+          "--cache-dir", str(tmp_path / "cache"), "--limit", "4", "--max-clicks", "3",
+          "--out", str(out), "--no-progress"]
+  assert evaluate_cli.main(argv) == 0
+  printed = capsys.readouterr().out
+  assert "NoC90" in printed and "1-mIoU" in printed
+  record = json.load(open(out / "metrics.json"))
+  for key in ["NoC85", "NoC90", "NoC95", "NoF85", "NoF90", "NoF95", "mIoU@1", "mIoU@3", "SPC",
+              "dataset", "checkpoint", "config", "skipped"]:
+    assert key in record, key
+  assert record["dataset"] == "grabcut" and record["num_samples"] == 4 and record["skipped"] == []
+  assert 1 <= record["NoC90"] <= 3 and record["SPC"] > 0
+  rows = list(csv.reader(open(out / "ious.csv")))
+  assert len(rows) == 5 and rows[0][:4] == ["name", "iou@1", "iou@2", "iou@3"]
+  ious = np.array([[float(v) for v in r[1:4]] for r in rows[1:]])
+  assert record["mIoU@1"] == pytest.approx(ious[:, 0].mean(), abs=1e-6)
+  assert (out / "miou_vs_clicks.png").read_bytes()[:4] == b"\x89PNG"
+  # An existing result is never overwritten silently.
+  with pytest.raises(OISError, match="--overwrite"):
+    evaluate_cli.main(argv)
+  # Overlay of two runs.
+  other = tmp_path / "other"
+  other.mkdir()
+  rec2 = dict(record, checkpoint="/ckpt/step_100")
+  json.dump(rec2, open(other / "metrics.json", "w"))
+  assert compare_cli.main([str(out / "metrics.json"), str(other), "--out", str(tmp_path / "cmp")]) == 0
+  assert "step_100" in capsys.readouterr().out
+  assert (tmp_path / "cmp" / "compare_miou.png").exists()

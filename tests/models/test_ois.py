@@ -1,0 +1,195 @@
+"""The composed OIS model: split seg head, init from DAv2, frozen parts, inert slots, ablations."""
+
+import importlib.util
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ois_jax.errors import CheckpointError
+from ois_jax.models import dpt, ois
+from ois_jax.models.prompts import Clicks
+from ois_jax.models.seg_head import SegmentationHead
+
+
+
+def _testlib():
+  """The shared tiny-model helpers, one instance per process (imported by path)."""
+  name = "ois_model_testlib"
+  if name not in sys.modules:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), "ois_testlib.py"))
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules[name])
+  return sys.modules[name]
+
+
+T = _testlib()
+
+CLICKS = [[(30, 20, True), (70, 90, False), (40, 30, True)], [(60, 60, True), (10, 100, False)]]
+
+
+@pytest.fixture(scope="module")
+def base():
+  model, params = T.full()
+  encode, decode = T.fns(model)
+  images = T.images()
+  state = encode(params, images)
+  clicks = T.clicks(CLICKS)
+  prev = T.prev_mask()
+  has_prev = jnp.array([True, True])
+  out = decode(params, state, clicks, prev, has_prev)
+  return dict(model=model, params=params, encode=encode, decode=decode, images=images, state=state,
+              clicks=clicks, prev=prev, has_prev=has_prev, out=np.asarray(out))
+
+
+def test_split_seg_head_equals_dpt_head_with_logit_output():
+  feats = [jax.random.normal(jax.random.key(i), (1, 4, 4, 24)) for i in range(4)]
+  head = SegmentationHead(8, (4, 8, 16, 16))
+  ref = dpt.DPTHead(8, (4, 8, 16, 16), 1, final_relu=False)
+  params = jax.jit(head.init)(jax.random.key(0, impl="unsafe_rbg"), feats)  # rbg: fast compile
+  ref_shapes = jax.eval_shape(ref.init, jax.random.key(0), feats)
+  # Same names and shapes as the DAv2 head: the depth head's weights copy over as they are.
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_shapes)
+  out = jax.jit(head.apply)(params, feats)
+  np.testing.assert_allclose(out, jax.jit(ref.apply)(params, feats), rtol=1e-5, atol=1e-5)
+  assert (np.asarray(out) < 0).any()  # a logit: no final ReLU
+
+
+def test_image_state_and_logits(base):
+  st = base["state"]
+  assert st["depth"].shape == (2, 112, 112) and st["features"].shape == (2, 64, 32)
+  assert float(st["depth"].min()) == 0.0 and float(st["depth"].max()) == 1.0
+  assert base["out"].shape == (2, 112, 112) and base["out"].dtype == np.float32
+  assert np.isfinite(base["out"]).all()
+
+
+def test_outputs_respond_to_clicks_and_previous_mask(base):
+  b = base
+  other = T.clicks([[(90, 90, True)], [(20, 20, True)]])
+  assert np.abs(np.asarray(b["decode"](b["params"], b["state"], other, b["prev"], b["has_prev"])) - b["out"]).max() > 1e-4
+  flipped = 1.0 - b["prev"]
+  assert np.abs(np.asarray(b["decode"](b["params"], b["state"], b["clicks"], flipped, b["has_prev"])) - b["out"]).max() > 1e-4
+  # First round: the previous mask is ignored.
+  no_prev = jnp.array([False, False])
+  a = b["decode"](b["params"], b["state"], b["clicks"], b["prev"], no_prev)
+  c = b["decode"](b["params"], b["state"], b["clicks"], flipped, no_prev)
+  np.testing.assert_array_equal(a, c)
+
+
+def test_empty_slots_are_inert_and_same_sign_order_does_not_matter(base):
+  b = base
+  ref = b["out"]
+  # Same clicks, other slots: positives at 5 and 17, negatives at 40 (rest empty, with junk coords).
+  coords = np.random.default_rng(0).uniform(0, 111, (2, 48, 2)).astype(np.float32)
+  valid = np.zeros((2, 48), bool)
+  for img, slots in ((0, {5: (30, 20), 17: (40, 30), 40: (70, 90)}), (1, {3: (60, 60), 33: (10, 100)})):
+    for slot, yx in slots.items():
+      coords[img, slot] = yx
+      valid[img, slot] = True
+  moved = b["decode"](b["params"], b["state"], Clicks(coords, valid), b["prev"], b["has_prev"])
+  np.testing.assert_allclose(moved, ref, rtol=1e-4, atol=1e-4)
+  # Same-sign order swapped.
+  swapped = T.clicks([[(40, 30, True), (70, 90, False), (30, 20, True)], [(60, 60, True), (10, 100, False)]])
+  np.testing.assert_allclose(b["decode"](b["params"], b["state"], swapped, b["prev"], b["has_prev"]), ref,
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_gradients_reach_only_trainable_parameters(base):
+  b = base
+  mask = ois.trainable_mask(b["params"])
+
+  def loss(p):
+    st = ois.encode_image(b["model"], p, b["images"][:1])
+    logits = ois.decode(b["model"], p, st, Clicks(b["clicks"].coords[:1], b["clicks"].valid[:1]),
+                        b["prev"][:1], b["has_prev"][:1])
+    return jnp.mean(jax.nn.softplus(logits) - logits * (b["prev"][:1] > 0.5))
+
+  grads = jax.jit(jax.grad(loss))(b["params"])
+  flat_g, flat_m = T.flatten(grads), T.flatten(mask)
+  frozen = [k for k, m in flat_m.items() if not m]
+  assert any(k.startswith("encoder/") for k in frozen) and any(k.startswith("depth_head/") for k in frozen)
+  assert "pos_encoding/gaussian" in frozen
+  assert all(k.split("/")[0] in ("encoder", "depth_head") or k == "pos_encoding/gaussian" for k in frozen)
+  for k in frozen:
+    assert not np.asarray(flat_g[k]).any(), k
+  # Every trainable parameter gets a gradient, except refinenet4's stored-but-unused skip unit.
+  dead = [k for k, m in flat_m.items() if m and not np.asarray(flat_g[k]).any()]
+  assert all("refinenet4/resConfUnit1" in k for k in dead), dead
+
+
+def test_init_from_depth_copies_encoder_and_both_heads(base):
+  model, params = base["model"], base["params"]
+  rng = np.random.default_rng(0)
+  dav2 = {"pretrained": jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params["encoder"]),
+          "depth_head": jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params["depth_head"])}
+  loaded = ois.init_from_depth(params, dav2)
+  for key, src in (("encoder", "pretrained"), ("depth_head", "depth_head"), ("seg_head", "depth_head")):
+    for a, e in zip(jax.tree.leaves(loaded[key]), jax.tree.leaves(dav2[src])):
+      np.testing.assert_array_equal(a, e)
+  np.testing.assert_array_equal(loaded["blocks_0"]["ffn"]["fc1"]["kernel"], params["blocks_0"]["ffn"]["fc1"]["kernel"])
+  bad = dict(dav2, depth_head=dict(dav2["depth_head"], projects_0={"kernel": np.zeros((1, 1, 3, 3)),
+                                                                   "bias": np.zeros(3)}))
+  with pytest.raises(CheckpointError, match="projects_0/kernel: shape"):
+    ois.init_from_depth(params, bad)
+  with pytest.raises(CheckpointError, match="pretrained"):
+    ois.init_from_depth(params, {"depth_head": dav2["depth_head"]})
+
+
+ABLATIONS = [  # overrides, keys that must vanish (path substrings), keys that must stay
+    (dict(use_order=False), ["order_attn"], ["object_attn"]),
+    (dict(use_object=False), ["object_attn"], ["order_attn"]),
+    (dict(use_sparse=False), ["blocks_0/ffn", "sparse_prompts", "pos_encoding", "token_attn"], ["dense_prompts"]),
+    (dict(use_dense=False), ["dense_prompts"], ["blocks_0"]),
+    (dict(block_order="order_first"), [], ["object_attn", "order_attn"]),
+    (dict(order_maps="positive"), [], ["order_attn"]),
+    (dict(order_maps="negative"), [], ["order_attn"]),
+    (dict(depth_source="external"), ["depth_head/"], ["encoder/blocks_0/ls1"]),
+    (dict(backbone="plain_vit", depth_source="external"), ["depth_head/", "encoder/blocks_0/ls1"],
+     ["encoder/blocks_0/attn"]),
+]
+
+
+@pytest.mark.parametrize("overrides,absent,present", ABLATIONS, ids=lambda a: str(a))
+def test_ablation_switch_removes_its_path_and_changes_outputs(base, overrides, absent, present):
+  model = ois.build_model(T.tiny_model_config(**overrides))
+  params = T.params_for(model)
+  keys = list(T.flatten(params))
+  full_keys = list(T.flatten(base["params"]))
+  for sub in absent:
+    assert any(sub in k for k in full_keys) and not any(sub in k for k in keys), sub
+  for sub in present:
+    assert any(sub in k for k in keys), sub
+  encode, decode = T.fns(model)
+  if model.config.depth_source == "external":
+    depth = jnp.asarray(np.tile(np.linspace(0, 5, 112, dtype=np.float32), (2, 112, 1)))
+    state = encode(params, base["images"], depth)
+    # The external depth really drives the order maps.
+    state_flip = encode(params, base["images"], depth.transpose(0, 2, 1))  # ramp along y
+    out_flip = decode(params, state_flip, base["clicks"], base["prev"], base["has_prev"])
+  elif overrides.get("backbone"):
+    state = encode(params, base["images"])
+  else:  # prompt-side switches: the image state is the full model's (saves a compile)
+    state = base["state"]
+  out = np.asarray(decode(params, state, base["clicks"], base["prev"], base["has_prev"]))
+  assert np.isfinite(out).all()
+  assert np.abs(out - base["out"]).max() > 1e-4
+  if model.config.depth_source == "external":
+    assert np.abs(out - np.asarray(out_flip)).max() > 1e-4
+
+
+def test_invalid_switches_are_rejected():
+  with pytest.raises(ValueError, match="plain_vit"):
+    ois.build_model(T.tiny_model_config(backbone="plain_vit"))
+  with pytest.raises(ValueError, match="both False"):
+    ois.build_model(T.tiny_model_config(use_sparse=False, use_dense=False))
+  with pytest.raises(ValueError, match="order_maps"):
+    ois.build_model(T.tiny_model_config(order_maps="all"))
+
+
+def test_external_depth_is_required_when_configured(base):
+  model = ois.build_model(T.tiny_model_config(depth_source="external"))
+  with pytest.raises(ValueError, match="external"):
+    jax.eval_shape(lambda p, x: ois.encode_image(model, p, x), T.param_shapes(model), base["images"])

@@ -8,6 +8,7 @@ validation metric (lower is better, e.g. NoC90).
 """
 
 import base64
+import logging
 import os
 
 import jax
@@ -15,6 +16,16 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from ois_jax.errors import CheckpointError
+
+
+class _QuietMissingMetrics(logging.Filter):
+  """Periodic saves carry no metrics by design; Orbax warns about each one otherwise."""
+
+  def filter(self, record):
+    return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_QuietMissingMetrics())
 
 
 def _encode_data_state(data_state):

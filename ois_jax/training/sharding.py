@@ -127,6 +127,12 @@ def batch_sharding(config, mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, logical_to_spec(("batch",), config, mesh))
 
 
+def batch_shards(config, mesh: Mesh) -> int:
+  """How many ways the batch dimension is split."""
+  spec = logical_to_spec(("batch",), config, mesh)
+  return _mesh_size(spec[0], mesh) if len(spec) else 1
+
+
 def shard_batch(batch: dict, config, mesh: Mesh) -> dict:
   """Host batch (this process's share) -> global jax.Arrays sharded over the batch axes."""
   sharding = batch_sharding(config, mesh)

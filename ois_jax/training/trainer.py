@@ -24,10 +24,29 @@ def write_config(config, workdir: str) -> str:
   return path
 
 
+SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), os.pardir, "shared", "data")
+FOLDERS = {"bsds500": "BSDS500"}
+
+
+def resolve_data_dir(config, log=print) -> None:
+  """An empty `data_dir` for BSDS500 falls back to ../shared/data/BSDS500 next to the repository."""
+  folder = FOLDERS.get(config.data.dataset)
+  if config.data_dir or folder is None:
+    return
+  candidate = os.path.normpath(os.path.join(SHARED_DATA, folder))
+  if os.path.isdir(candidate):
+    config.data_dir = candidate
+    log(f"config.data_dir is empty: using {candidate}")
+
+
 def default_data(config):
   """The input iterator of `data_pipelines.training` for `config.data` (lazy import)."""
   from data_pipelines import training as data_training
-  return data_training.make_train_iterator(config, None, int(config.seed))
+  # Multi-host: each process reads its own shard of the records and feeds its share of the batch.
+  return data_training.make_train_iterator(config, None, int(config.seed),
+                                           shard_index=jax.process_index(),
+                                           shard_count=jax.process_count())
 
 
 def default_validation(config, model, fns):
@@ -88,14 +107,17 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   make_validation = make_validation or default_validation
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  resolve_data_dir(config, log)
   if jax.process_index() == 0:
     write_config(config, workdir)
 
   mesh = sharding.make_mesh(config)
   total = int(config.total_steps)
   batch_size = int(config.data.batch_size)
-  if batch_size % jax.device_count() and sharding.batch_sharding(config, mesh).spec != (None,):
-    raise DataError(f"data.batch_size {batch_size} is not divisible by {jax.device_count()} devices")
+  shards = sharding.batch_shards(config, mesh)
+  if batch_size % shards:
+    raise DataError(f"data.batch_size {batch_size} does not split evenly over the {shards} batch "
+                    f"shards of mesh {dict(mesh.shape)}")
   data = make_data(config)  # first: bad data fails in seconds, before anything compiles
   model = fns.build_model(config.model)
   state, state_shardings, tx, trainable_mask = ts.create_train_state(

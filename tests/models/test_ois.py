@@ -45,11 +45,11 @@ def base():
               clicks=clicks, prev=prev, has_prev=has_prev, out=np.asarray(out))
 
 
-def test_split_seg_head_equals_dpt_head_with_logit_output():
-  feats = [jax.random.normal(jax.random.key(i), (1, 4, 4, 24)) for i in range(4)]
-  head = SegmentationHead(8, (4, 8, 16, 16))
-  ref = dpt.DPTHead(8, (4, 8, 16, 16), 1, final_relu=False)
-  params = jax.jit(head.init)(jax.random.key(0, impl="unsafe_rbg"), feats)  # rbg: fast compile
+def test_split_seg_head_equals_dpt_head_with_logit_output(base):
+  feats = [jax.random.normal(jax.random.key(i), (1, 8, 8, 32)) for i in range(4)]
+  params = {"params": base["params"]["seg_head"]}  # the tiny model's head: 16, (8, 16, 32, 32)
+  head = SegmentationHead(16, (8, 16, 32, 32))
+  ref = dpt.DPTHead(16, (8, 16, 32, 32), 1, final_relu=False)
   ref_shapes = jax.eval_shape(ref.init, jax.random.key(0), feats)
   # Same names and shapes as the DAv2 head: the depth head's weights copy over as they are.
   assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_shapes)
@@ -193,3 +193,14 @@ def test_external_depth_is_required_when_configured(base):
   model = ois.build_model(T.tiny_model_config(depth_source="external"))
   with pytest.raises(ValueError, match="external"):
     jax.eval_shape(lambda p, x: ois.encode_image(model, p, x), T.param_shapes(model), base["images"])
+
+
+def test_ablation_configs_build_with_their_switch():
+  from configs import ois_ablation
+  for name, switches in ois_ablation.ABLATIONS.items():
+    cfg = ois_ablation.get_config(f"{name},tiny")
+    model = ois.build_model(cfg.model)
+    for key, value in switches.items():
+      assert getattr(model.config, key) == value, (name, key)
+  with pytest.raises(ValueError, match="unknown ablation"):
+    ois_ablation.get_config("no_everything")

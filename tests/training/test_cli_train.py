@@ -42,3 +42,29 @@ def test_train_cli_reports_bad_usage(capsys):
   assert "--workdir is required" in capsys.readouterr().err
   assert cli.main(["train", "--workdir", "/tmp/x", "--config", "configs/no_such_config.py"]) == 1
   assert "no_such_config.py" in capsys.readouterr().err
+
+
+def test_train_cli_data_dir_without_images(tmp_path, capsys):
+  empty = tmp_path / "no_images"
+  empty.mkdir()
+  (empty / "readme.txt").write_text("not an image")
+  code = cli.main(["train", "--config", "configs/ois_tiny.py", f"--workdir={tmp_path / 'run'}",
+                   f"--config.data_dir={empty}", "--quiet"])
+  assert code == 1
+  err = capsys.readouterr().err
+  assert str(empty) in err and "image" in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # compiles the real tiny model (~1-2 min on 2 shared cores)
+def test_quickstart_end_to_end_on_procedural(tmp_path, capsys):
+  workdir = tmp_path / "qs"
+  code = cli.main(["quickstart", f"--workdir={workdir}", f"--data-dir={tmp_path / 'no_data'}",
+                   "--steps=3", "--minutes=5", "--eval-samples=2"])
+  assert code == 0
+  out = capsys.readouterr().out
+  assert "procedural held-out: 2 samples" in out
+  assert "ois_tiny init" in out and "ois_tiny trained" in out and "NoC90" in out
+  assert (workdir / "miou_vs_clicks.png").stat().st_size > 0
+  saved = json.loads((workdir / "metrics.json").read_text())
+  assert set(saved) == {"ois_tiny init", "ois_tiny trained"}
+  assert saved["ois_tiny trained"]["num_samples"] == 2

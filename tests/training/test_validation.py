@@ -1,0 +1,25 @@
+"""Validation during training agrees with the evaluation engineer's `evaluate` on the same samples."""
+
+import jax
+import numpy as np
+
+from ois_jax.evaluation import evaluate
+from ois_jax.training import validation
+
+
+def test_validator_matches_evaluate(standin):
+  from data_pipelines import procedural
+  cfg = standin.config(size=32)
+  cfg.eval.max_clicks, cfg.eval.batch_size = 4, 2
+  scenes = procedural.ProceduralScenes(num_scenes=3, seed=0, split="val", size=(40, 56), min_area=40)
+  samples = [procedural.ProceduralEvalSource(scenes)[i] for i in range(3)]
+  model = standin.FNS.build_model(cfg.model)
+  params = standin.FNS.init_params(model, jax.random.key(0))
+  validator = validation.Validator(cfg, model, standin.FNS, samples)
+  ours = validator.ious(params)
+  ref = evaluate(model, params, cfg, samples, progress=False, encode_fn=standin.FNS.encode_image,
+                 decode_fn=standin.FNS.decode)
+  assert ours.shape == (3, 4)
+  np.testing.assert_allclose(ours, ref.ious, atol=1e-6)
+  metrics = validator(params)
+  assert 1 <= metrics["NoC90"] <= 4 and 0 <= metrics["mIoU@4"] <= 1

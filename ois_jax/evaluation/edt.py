@@ -91,42 +91,51 @@ def _row_pass_envelope(g2: jax.Array) -> jax.Array:
   m, n = f.shape
   cols = jnp.arange(n)
 
-  def value(x, site):  # parabola of `site` evaluated at x: (x - site)^2 + f[site]
-    return (x - site) ** 2 + f[site, cols]
-
+  # The stack (sites s, region starts t) lives in (m, N) arrays; its top entry is also carried as
+  # (N,) vectors (st, tt, fst = f[st]) so the common no-pop step needs no gather.
   def forward(u, carry):
-    s, t, top = carry  # stack of sites s and their region starts t, per row; top (N,)
+    s, t, top, st, tt, fst = carry
     fu = f[u]
 
-    def must_pop(top):
-      i = jnp.maximum(top, 0)
-      st, tt = s[i, cols], t[i, cols]
-      return (top >= 0) & (value(tt, st) > (tt - u) ** 2 + fu)
+    def must_pop(c):
+      top, st, tt, fst = c
+      return (top >= 0) & ((tt - st) ** 2 + fst > (tt - u) ** 2 + fu)
 
-    top = jax.lax.while_loop(lambda tp: jnp.any(must_pop(tp)),
-                             lambda tp: tp - must_pop(tp).astype(tp.dtype), top)
+    def pop(c):
+      top, st, tt, fst = c
+      top = top - must_pop(c).astype(top.dtype)
+      i = jnp.maximum(top, 0)
+      st = s[i, cols]
+      return top, st, t[i, cols], f[st, cols]
+
+    top, st, tt, fst = jax.lax.while_loop(lambda c: jnp.any(must_pop(c)), pop, (top, st, tt, fst))
     empty = top < 0
-    st = s[jnp.maximum(top, 0), cols]
     # Where u's parabola starts to beat st's (Meijster's Sep), + 1.
-    start = 1 + jnp.floor_divide(u * u - st * st + fu - f[st, cols], 2 * jnp.maximum(u - st, 1))
+    start = 1 + jnp.floor_divide(u * u - st * st + fu - fst, 2 * jnp.maximum(u - st, 1))
     push = ~empty & (start < m)
-    new_top = jnp.where(empty, 0, jnp.where(push, top + 1, top))
     write = empty | push
-    s = s.at[new_top, cols].set(jnp.where(write, u, s[new_top, cols]))
-    t = t.at[new_top, cols].set(jnp.where(empty, 0, jnp.where(push, start, t[new_top, cols])))
-    return s, t, new_top
+    new_top = jnp.where(empty, 0, jnp.where(push, top + 1, top))
+    new_t = jnp.where(empty, 0, start)
+    # Rows that do not write put back their own top entry (a no-op scatter).
+    s = s.at[new_top, cols].set(jnp.where(write, u, st))
+    t = t.at[new_top, cols].set(jnp.where(write, new_t, tt))
+    return (s, t, new_top, jnp.where(write, u, st), jnp.where(write, new_t, tt),
+            jnp.where(write, fu, fst))
 
   zeros = jnp.zeros((m, n), jnp.int32)
-  s, t, top = jax.lax.fori_loop(1, m, forward, (zeros, zeros, jnp.zeros((n,), jnp.int32)))
+  zn = jnp.zeros((n,), jnp.int32)
+  s, t, top, st, tt, fst = jax.lax.fori_loop(1, m, forward, (zeros, zeros, zn, zn, zn, f[0]))
 
   def backward(k, carry):
-    d, top = carry
+    d, top, st, tt, fst = carry
     u = m - 1 - k
-    st, tt = s[top, cols], t[top, cols]
-    d = d.at[u].set(value(u, st))
-    return d, jnp.where(u == tt, top - 1, top)
+    d = d.at[u].set((u - st) ** 2 + fst)
+    top = jnp.where(u == tt, top - 1, top)
+    i = jnp.maximum(top, 0)
+    st_next = s[i, cols]
+    return d, top, st_next, t[i, cols], f[st_next, cols]
 
-  d, _ = jax.lax.fori_loop(0, m, backward, (zeros, top))
+  d, *_ = jax.lax.fori_loop(0, m, backward, (zeros, top, st, tt, fst))
   return d[1:-1].T.reshape(shape)
 
 

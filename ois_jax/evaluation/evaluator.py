@@ -179,6 +179,8 @@ class ClickLoopRunner:
     out = np.zeros((4, bsz, max_clicks))
     for k in range(max_clicks):
       for b, (h, w) in enumerate(hw):
+        if h == 0 or w == 0:  # a dummy row of a partial batch
+          continue
         y, x, positive = clicker.next_click(gt[b, :h, :w], preds[b], clicked[b])
         clicked[b][y, x] = True
         n_sign = sum(1 for c in lists[b] if c[2] == positive)
@@ -191,6 +193,8 @@ class ClickLoopRunner:
       has_prev = jnp.ones((bsz,), bool)
       pred = np.asarray(pred)
       for b, (h, w) in enumerate(hw):
+        if h == 0 or w == 0:
+          continue
         preds[b] = pred[b, :h, :w]
         out[0, b, k] = clicker.iou(gt[b, :h, :w], preds[b])
     return simulator.LoopOutput(out[0].astype(np.float32), out[1].astype(np.int32),

@@ -109,9 +109,11 @@ def plot_curves(path: str, curves: Sequence[tuple[str, np.ndarray]], title: str 
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  import matplotlib.ticker
   fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
   for label, curve in curves:
     ax.plot(np.arange(1, len(curve) + 1), 100 * np.asarray(curve), marker="o", ms=3, label=label)
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel("number of clicks")
   ax.set_ylabel("mIoU (%)")
   ax.set_title(title)

@@ -80,10 +80,15 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x):
     b, n, d = x.shape
+    head_dim = d // self.num_heads
     qkv = nn.Dense(3 * d, dtype=self.dtype, name="qkv")(x)
-    q, k, v = jnp.split(qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads), 3, axis=2)
-    out = jax.nn.dot_product_attention(q[:, :, 0], k[:, :, 0], v[:, :, 0])  # (B, N, heads, hd)
-    return nn.Dense(d, dtype=self.dtype, name="proj")(out.reshape(b, n, d))
+    # (3, B, heads, N, hd): batch dims leading, as DINOv2 does. XLA:CPU runs these batched
+    # matmuls about 2x faster than jax.nn.dot_product_attention's (B, N, heads, hd) einsums.
+    q, k, v = qkv.reshape(b, n, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
+    logits = (q * head_dim**-0.5) @ k.swapaxes(-1, -2)  # (B, heads, N, N)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, n, d)  # (B, N, D)
+    return nn.Dense(d, dtype=self.dtype, name="proj")(out)
 
 
 class LayerScale(nn.Module):

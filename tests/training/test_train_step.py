@@ -122,7 +122,7 @@ def test_no_click_without_error_or_free_slot():
   valid = np.zeros((2, 4), bool)
   valid[1, :2] = True
   coords = np.zeros((2, 4, 2), np.float32)
-  out_coords, out_valid = iterative.next_training_clicks(
-      jnp.asarray(pred), jnp.asarray(gt), coords, valid, jax.random.key(0), num_positive=2)
+  fn = jax.jit(functools.partial(iterative.next_training_clicks, num_positive=2))
+  out_coords, out_valid = fn(jnp.asarray(pred), jnp.asarray(gt), coords, valid, jax.random.key(0))
   np.testing.assert_array_equal(np.asarray(out_valid), valid)
   np.testing.assert_array_equal(np.asarray(out_coords), coords)

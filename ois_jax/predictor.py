@@ -34,8 +34,7 @@ class Predictor:
     self.input_size = c.input_size
     self.num_positive = c.num_positive_slots
     self.num_negative = c.num_negative_slots
-    self._encode = jax.jit(functools.partial(_encode, model))
-    self._predict = jax.jit(functools.partial(_predict, model), static_argnums=7)
+    self._encode, self._predict = _compiled(model)
     self._state = None
     self._tf = None
 
@@ -126,6 +125,13 @@ class Predictor:
     yx = self._tf.to_model_coords(np.array([(y, x) for y, x, _ in parsed], np.float32))
     model_clicks = [(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, parsed)]
     return Clicks.from_lists([model_clicks], self.num_positive, self.num_negative)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(model: ois.OIS):
+  """Jitted (encode, predict) shared by every Predictor of an equal model config."""
+  return (jax.jit(functools.partial(_encode, model)),
+          jax.jit(functools.partial(_predict, model), static_argnums=7))
 
 
 def _encode(model, params, images, depth):

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     raise OISError(f"--max-clicks must be >= 1, got {args.max_clicks}")
   if not os.path.isdir(args.data_dir):
     raise OISError(f"--data-dir {args.data_dir}: no such folder")
-  config_name = args.config or "checkpoint"
+  config_name = args.config or os.path.basename(os.path.normpath(args.checkpoint or "checkpoint"))
   out_dir = args.out or os.path.join(
       "runs", "eval", f"{os.path.basename(config_name).removesuffix('.py')}_{args.dataset}")
   from ois_jax.evaluation import report

@@ -1,13 +1,14 @@
 """Exact Euclidean distance transform in JAX (squared distances in int32, no approximation).
 
-Separable, as Felzenszwalb & Huttenlocher and Meijster et al.: a column pass gives each pixel the
-distance g to the nearest background pixel in its column (two cumulative scans); the row pass is the
-min-plus convolution D(y, x) = min_d g(y, x + d)^2 + d^2. The row pass loops over the offset d
-with whole-image vectorised steps and stops as soon as d^2 exceeds the largest D found so far
-(no farther column can lower any pixel), so its cost is O(H W R) for an inscribed radius R, not
-O(H W^2): few, wide, fused steps, which suits GPUs/TPUs ("offsets"). On CPU the row pass instead
-runs Meijster's lower-envelope algorithm in lockstep over all rows ("envelope"): O(W) sequential steps
-on (rows,) vectors, i.e. O(H W) work. Both are exact. Everything outside the array counts as background, i.e. the result equals
+Separable, as Felzenszwalb & Huttenlocher and Meijster et al.: a column pass gives each pixel
+the distance g to the nearest background pixel in its column (two cumulative scans); the row pass
+is the min-plus convolution D(y, x) = min_d g(y, x + d)^2 + d^2, done one of two exact ways:
+- "offsets" (GPU/TPU default): loop over the offset d with whole-image steps, stopping once d^2
+  exceeds the largest D found so far (no farther column can lower any pixel): O(H W R) for an
+  inscribed radius R, in few, wide, fused steps.
+- "envelope" (CPU default): Meijster's lower envelope of parabolas, all rows in lockstep:
+  O(W) sequential steps on (rows,) vectors, O(H W) work.
+Everything outside the array counts as background, so the result equals
 `scipy.ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1] ** 2` exactly.
 """
 

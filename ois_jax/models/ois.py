@@ -27,6 +27,7 @@ matrix) are frozen: `trainable_mask` marks them False for optax.
 """
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -228,13 +229,21 @@ def _dummy_inputs(model: OIS, batch: int = 1):
 
 def init_params(model: OIS, rng: jax.Array) -> dict:
   """Random parameters (the inner dict of flax's {'params': ...}), float32."""
-  # jit, and draw from an RngBitGenerator key: one threefry kernel per parameter makes XLA's CPU
-  # compile several times slower (tens of seconds even for the tiny model). Values therefore
-  # depend on the seed and the backend (CPU vs GPU), which is fine for a random init.
-  def init(r):
-    seed = jax.random.randint(r, (), 0, np.iinfo(np.int32).max)
+  return _jitted_init(model)(rng)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(model: OIS):
+  """One compiled init per model config.
+
+  jit, and draw from an RngBitGenerator key derived from the caller's key: one threefry kernel
+  per parameter makes XLA's CPU compile several times slower (tens of seconds even for the
+  tiny model). Values therefore depend on the key and the backend (CPU vs GPU).
+  """
+  def init(rng):
+    seed = jax.random.randint(rng, (), 0, np.iinfo(np.int32).max)
     return model.init(jax.random.key(seed, impl="unsafe_rbg"), *_dummy_inputs(model))["params"]
-  return jax.jit(init)(rng)
+  return jax.jit(init)
 
 
 def encode_image(model: OIS, params: dict, images, depth=None) -> dict:

@@ -11,7 +11,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 from ois_jax.errors import DataError
 from ois_jax.training import checkpointing, sharding, train_step as ts
@@ -131,7 +130,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     state, data_state, start = ckpt.restore(state, latest)
     if data_state is not None:
       data.set_state(data_state)
-    log(f"Resuming from checkpoint at step {start} in {ckpt.directory}")
+    log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
+        + (f" (already at total_steps={total})" if start >= total else ""))
   else:
     log(f"Starting training from scratch in {workdir} ({total} steps, "
         f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
@@ -191,14 +191,12 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     log(f"input pipeline: {stats.get('records', '?')} records read; skipped and counted: "
         + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())))
   train_history = [h for h in logger.history if h["split"] == "train"]
-  summary = {"start_step": start, "data_stats": stats, "final_step": int(step) if end > start else start,
-             "history": train_history, "validation": validations, "workdir": workdir}
+  summary = {"start_step": start, "final_step": int(step) if end > start else start,
+             "history": train_history, "validation": validations, "data_stats": stats,
+             "workdir": workdir}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "train_summary.json"), "w") as f:
       json.dump(summary, f, indent=1, default=float)
   summary["state"] = state
   return summary
 
-
-def fetch(tree):
-  return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -72,9 +72,9 @@ def test_skipped_samples_reported_and_averages_unaffected(runner, tmp_path):
     skipped = [("corrupt.png", "cannot identify image file")]
 
   with_bad = evaluate(None, fake_model.PARAMS, cfg, Dataset(), batch_size=2, max_clicks=5,
-                      progress=False, runner=runner, prepare_fn=_prepare)
+                      progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
   clean = evaluate(None, fake_model.PARAMS, cfg, good, batch_size=3, max_clicks=5,
-                   progress=False, runner=runner, prepare_fn=_prepare)
+                   progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
   assert with_bad.names == [g["name"] for g in good] == clean.names
   np.testing.assert_array_equal(with_bad.ious, clean.ious)
   skipped = dict(with_bad.skipped)
@@ -98,6 +98,19 @@ def test_every_sample_skipped_gives_empty_result(runner):
   bad = _good(rng, "e", 20, 20)
   bad["gt"][:] = 0
   res = evaluate(None, fake_model.PARAMS, fake_model.config(), [bad], batch_size=2, max_clicks=5,
-                 progress=False, runner=runner, prepare_fn=_prepare)
+                 progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
   assert res.names == [] and res.ious.shape == (0, 5) and len(res.skipped) == 1
   assert math.isnan(res.metrics["NoC90"])
+
+
+def test_sat_grid_of_single_clicks(runner):
+  image = np.full((40, 56, 3), 128, np.uint8)  # flat image: the fake model's mask is the click disk
+  segment = evaluator.make_sat_fn(runner, fake_model.PARAMS, image, grid=16, chunk=100)
+  masks = np.asarray(segment())
+  assert masks.shape == (256, 40, 56)
+  points = metrics.grid_clicks(40, 56, 16)
+  # Each prompt's mask contains its own click and not the farthest grid point.
+  assert all(masks[i, y, x] for i, (y, x) in enumerate(points))
+  assert not masks[0, points[-1][0], points[-1][1]]
+  timing = metrics.sat_latency(segment, repeats=2)
+  assert timing["SAT"] > 0 and len(timing["SAT_runs"]) == 2

@@ -37,6 +37,15 @@ def predictor():
   return p
 
 
+def test_from_config_initialises_from_the_seed(predictor):
+  fresh = Predictor.from_config(ois_tiny.get_config(), seed=0)  # the init compilation is cached
+  for a, b in zip(jax.tree.leaves(fresh.params), jax.tree.leaves(predictor.params)):
+    np.testing.assert_array_equal(a, b)
+  other = Predictor.from_config(ois_tiny.get_config().model, seed=1)
+  assert any(np.any(np.asarray(a) != np.asarray(b))
+             for a, b in zip(jax.tree.leaves(other.params), jax.tree.leaves(predictor.params)))
+
+
 def test_predict_returns_probabilities_at_original_resolution(predictor):
   prob = predictor.predict([(10, 20, True)])
   assert prob.shape == (70, 130) and prob.dtype == np.float32
@@ -48,12 +57,12 @@ def test_predict_matches_the_manual_pipeline(predictor):
   clicks = [(10, 20, True), (50, 100, False)]
   prev = (np.arange(70 * 130).reshape(70, 130) % 7 == 0)
   x, tf = transforms.preprocess(IMAGE, 112)
-  encode, decode = T.fns(model)
-  state = encode(params, jnp.asarray(x)[None])
+  encode, decode = T.fns(model)  # batch 2 (the image twice): reuses test_ois's compilations
+  state = encode(params, jnp.asarray(np.stack([x, x])))
   yx = tf.to_model_coords([(y, x_) for y, x_, _ in clicks])
-  c = Clicks.from_lists([[(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, clicks)]])
-  prev_model = transforms.map_to_model(prev.astype(np.float32), tf)[None]
-  logits = decode(params, state, c, jnp.asarray(prev_model), jnp.array([True]))[0]
+  c = Clicks.from_lists([[(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, clicks)]] * 2)
+  prev_model = transforms.map_to_model(prev.astype(np.float32), tf)
+  logits = decode(params, state, c, jnp.asarray(np.stack([prev_model] * 2)), jnp.array([True, True]))[0]
   expected = jax.nn.sigmoid(transforms.postprocess(np.asarray(logits), tf))
   np.testing.assert_allclose(predictor.predict(clicks, prev_mask=prev), expected, atol=1e-4)
 
@@ -66,7 +75,6 @@ def test_adding_clicks_never_recompiles(predictor):
     clicks.append((3 + 9 * i, 7 + 17 * i, i % 2 == 0))
     prev = predictor.predict(clicks, prev_mask=prev) > 0.5 if i else predictor.predict(clicks)
   assert predictor._predict._cache_size() == size
-  assert predictor._encode._cache_size() == 1
 
 
 def test_clear_errors(predictor):

@@ -300,6 +300,16 @@ def init_from_depth(params: dict, depth_params: dict) -> dict:
   return out
 
 
+def init_from_depth_checkpoint(params: dict, directory: str) -> dict:
+  """`init_from_depth` with a converted DAv2 checkpoint directory (see ois_jax.checkpoint)."""
+  from ois_jax.checkpoint import load_checkpoint  # lazy: orbax is slow to import
+  depth_params, config = load_checkpoint(directory)
+  if config.get("model") != "depth_anything_v2":
+    raise CheckpointError(f"{directory}: holds a {config.get('model')!r} checkpoint, not converted "
+                          "DepthAnythingV2 weights")
+  return init_from_depth(params, depth_params)
+
+
 def _copy_checked(target, source, prefix, errors):
   flat_t = _flatten(target)
   flat_s = _flatten(source)

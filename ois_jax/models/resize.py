@@ -15,8 +15,9 @@ import numpy as np
 
 
 @functools.lru_cache(maxsize=256)
-def linear_taps(in_size: int, out_size: int, align_corners: bool = True):
-  """PyTorch's 1-D linear interpolation as two taps: (i0, i1) int32 (out_size,), weight of i1."""
+def bilinear_matrix(in_size: int, out_size: int, align_corners: bool = True) -> np.ndarray:
+  """(out_size, in_size) float32 matrix of PyTorch's 1-D linear interpolation."""
+  weights = np.zeros((out_size, in_size), np.float64)
   if align_corners:
     scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
     src = np.arange(out_size, dtype=np.float64) * scale
@@ -25,18 +26,34 @@ def linear_taps(in_size: int, out_size: int, align_corners: bool = True):
     src = np.maximum(src, 0.0)
   i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
   i1 = np.minimum(i0 + 1, in_size - 1)
-  return i0.astype(np.int32), i1.astype(np.int32), src - i0
-
-
-@functools.lru_cache(maxsize=256)
-def bilinear_matrix(in_size: int, out_size: int, align_corners: bool = True) -> np.ndarray:
-  """(out_size, in_size) float32 matrix of PyTorch's 1-D linear interpolation."""
-  i0, i1, frac = linear_taps(in_size, out_size, align_corners)
-  weights = np.zeros((out_size, in_size), np.float64)
+  frac = src - i0
   rows = np.arange(out_size)
   np.add.at(weights, (rows, i0), 1.0 - frac)
   np.add.at(weights, (rows, i1), frac)
   return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=256)
+def linear_taps(in_size: int, out_size: int, align_corners: bool = True):
+  """PyTorch's 1-D linear interpolation as two taps: i0, i1 (int32, (out_size,)) and i1's weight.
+
+  Computed in float32 as PyTorch's CPU kernel does for float32 tensors (scale, source index and
+  lambda), which keeps the result within ~1e-6 of F.interpolate even for large outputs.
+  """
+  dst = np.arange(out_size, dtype=np.float32)
+  if align_corners:
+    scale = np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.float32(0)
+    src = scale * dst
+  else:
+    scale = np.float32(in_size) / np.float32(out_size)
+    # PyTorch's build contracts scale * (i + 0.5) - 0.5 into one FMA (a single rounding):
+    # exact in float64, then rounded once to float32.
+    src = (np.float64(scale) * (dst.astype(np.float64) + 0.5) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0))
+  i0 = np.minimum(src.astype(np.int32), in_size - 1)  # src >= 0: truncation is floor
+  i1 = np.minimum(i0 + 1, in_size - 1)
+  frac = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+  return i0, i1, frac
 
 
 def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:

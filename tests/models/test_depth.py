@@ -125,3 +125,18 @@ def test_depth_cli_writes_npy_and_png(vits, tmp_path, capsys):
   assert cli_main(["depth", str(tmp_path / "notes.jpg"), "--checkpoint", ckpt, "--out",
                    str(tmp_path / "e.npy")]) == 1
   assert "notes.jpg: not an image file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("shapes", [((19, 28), (37, 52)), ((296, 296), (518, 518)), ((7, 5), (3, 9)), ((1, 4), (3, 4))])
+def test_bilinear_resize_matches_torch(shapes, align_corners):
+  """The 2-tap resize used by the DPT head and infer_image, against F.interpolate (fp32)."""
+  torch = pytest.importorskip("torch")
+  from ois_jax.models import resize
+  (h, w), size = shapes
+  x = np.random.default_rng(h * w).standard_normal((1, h, w, 2)).astype(np.float32)
+  fn = resize.resize_bilinear_align_corners if align_corners else resize.resize_bilinear
+  ours = np.asarray(fn(x, size))
+  ref = torch.nn.functional.interpolate(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), size,
+                                        mode="bilinear", align_corners=align_corners)
+  np.testing.assert_allclose(ours, ref.numpy().transpose(0, 2, 3, 1), rtol=0, atol=2e-6)

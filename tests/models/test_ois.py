@@ -120,7 +120,7 @@ def test_gradients_reach_only_trainable_parameters(base):
   assert all("refinenet4/resConfUnit1" in k for k in dead), dead
 
 
-def test_init_from_depth_copies_encoder_and_both_heads(base):
+def test_init_from_depth_copies_encoder_and_both_heads(base, tmp_path):
   model, params = base["model"], base["params"]
   rng = np.random.default_rng(0)
   dav2 = {"pretrained": jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params["encoder"]),
@@ -136,6 +136,14 @@ def test_init_from_depth_copies_encoder_and_both_heads(base):
     ois.init_from_depth(params, bad)
   with pytest.raises(CheckpointError, match="pretrained"):
     ois.init_from_depth(params, {"depth_head": dav2["depth_head"]})
+  # From a converted DAv2 checkpoint directory.
+  from ois_jax.checkpoint import save_checkpoint
+  ckpt = save_checkpoint(str(tmp_path / "dav2"), dav2, {"model": "depth_anything_v2", "variant": "custom"})
+  from_dir = ois.init_from_depth_checkpoint(params, ckpt)
+  np.testing.assert_array_equal(from_dir["seg_head"]["projects_0"]["kernel"], dav2["depth_head"]["projects_0"]["kernel"])
+  not_dav2 = save_checkpoint(str(tmp_path / "ois"), params, {"model": {"input_size": 112}})
+  with pytest.raises(CheckpointError, match="not converted"):
+    ois.init_from_depth_checkpoint(params, not_dav2)
 
 
 ABLATIONS = [  # overrides, keys that must vanish (path substrings), keys that must stay

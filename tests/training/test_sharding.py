@@ -39,6 +39,7 @@ def run(mesh_shape, devices):
     state, metrics = step(state, batch, jax.random.key(2))
     losses.append(float(metrics["loss"]))
   batch_spec = str(batch["image"].sharding.spec)
+  assert sharding.batch_shards(cfg, mesh) == len(devices)
   params = {jax.tree_util.keystr(p): np.asarray(x).tolist() for p, x in
             jax.tree_util.tree_flatten_with_path(state["params"])[0]}
   return dict(losses=losses, params=params, specs=specs, shard_shapes=shard_shapes,

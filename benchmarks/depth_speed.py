@@ -23,6 +23,8 @@ def build_parser():
   p.add_argument("--repeats", type=int, default=10, help="timed runs per framework")
   p.add_argument("--warmup", type=int, default=2, help="untimed runs per framework after compiling")
   p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+  p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the JAX run (set before jax "
+                 "is imported), e.g. '--xla_cpu_use_xnnpack=true'")
   p.add_argument("--out", default=None, help="also write the JSON list here")
   return p
 
@@ -97,12 +99,16 @@ def bench_variant(variant, size, repeats, warmup):
       "jax_compile_s": round(compile_s, 2),
       "max_abs_diff_over_max": float(np.abs(np.asarray(jax_out) - ref).max() / max(np.abs(ref).max(), 1e-30)),
       "torch_threads": torch.get_num_threads(), "jax_device": str(jax.devices()[0]),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""), "torch_version": torch.__version__,
+      "jax_version": jax.__version__,
       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
   }
 
 
 def main(argv=None):
   args = build_parser().parse_args(argv)
+  if args.xla_flags:  # must precede the first jax import
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
   import torch
   if args.threads:
     torch.set_num_threads(args.threads)

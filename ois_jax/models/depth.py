@@ -20,7 +20,7 @@ import numpy as np
 from ois_jax.errors import ImageError
 from ois_jax.models import resize
 from ois_jax.models.dpt import DPTHead
-from ois_jax.models.vit import PATCH_SIZE, VARIANTS, DinoVisionTransformer
+from ois_jax.models.vit import PATCH_SIZE, DinoVisionTransformer
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -133,12 +133,6 @@ def image2tensor(image: np.ndarray, input_size: int = 518) -> tuple[np.ndarray, 
   x = cv2.resize(x, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
   x = (x - np.array(MEAN)) / np.array(STD)
   return x.astype(np.float32)[None], (h, w)
-
-
-def check_variant(variant: str) -> str:
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
-  return variant
 
 
 def load_depth_model(checkpoint_dir: str, **model_kwargs) -> tuple[DepthAnythingV2, DepthConfig, dict]:

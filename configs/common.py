@@ -78,6 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
   t.mesh_axes = ("data", "fsdp")
   t.logical_axis_rules = (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", None),
                           ("heads", None))
+  t.fsdp_min_size = 2 ** 14    # params with fewer elements stay replicated (see docs/training_loop.md)
   t.distributed = False        # call jax.distributed.initialize() (multi-host)
 
   # --- evaluation ----------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """`ois-jax quickstart [--workdir DIR] [--minutes M] [--data-dir DIR]`: the whole pipeline on CPU.
 
-Trains the embedded tiny config (configs/ois_tiny.py, shipped in the package) for a few minutes,
-on BSDS500 when it is found (--data-dir, default ../shared/data next to the repository), else on
-the procedural depth scenes (external depth: the order path gets real depth). Then evaluates the
-initial and the trained weights with the jitted click loop (GrabCut when BSDS500 was used and
-GrabCut is present, else held-out procedural scenes), prints the NoC/mIoU table and writes the
-mIoU-vs-clicks plot and metrics.json to the workdir.
+Trains the embedded tiny config (configs/ois_tiny.py, shipped in the package) for a few minutes
+on the embedded default data: the procedural depth scenes, generated on the fly with their true
+depth (external depth: the order path gets real depth, which no pretrained DAv2 provides here).
+With --data-dir DIR holding BSDS500/, it trains on BSDS500 instead (and evaluates on DIR/GrabCut
+when present). Then it evaluates the initial and the trained weights with the jitted click loop,
+prints the NoC/mIoU table and writes the mIoU-vs-clicks plot and metrics.json to the workdir.
+
+Why procedural by default: with the encoder frozen at random weights (no pretrained weights exist
+here), the tiny model learns the procedural scenes within minutes (5-mIoU ~3% -> ~46% in 3 min on
+2 cores), while on BSDS500 it stays at a constant prediction for thousands of steps.
 """
 
 import argparse
@@ -23,7 +27,7 @@ def build_config(data_dir: str | None, minutes: float, steps: int | None):
   config = ois_tiny.get_config()
   root = pathlib.Path(data_dir) if data_dir else REPO_DATA
   bsds = root / "BSDS500"
-  if bsds.is_dir():
+  if data_dir and bsds.is_dir():
     config.data.dataset = "bsds500"
     config.data_dir = str(bsds)
   else:
@@ -52,7 +56,8 @@ def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="ois-jax quickstart", description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", default="quickstart_run")
   parser.add_argument("--minutes", type=float, default=3.0, help="training wall time")
-  parser.add_argument("--data-dir", default=None, help=f"data root (default {REPO_DATA})")
+  parser.add_argument("--data-dir", default=None, help=f"data root holding BSDS500/ (and GrabCut/), e.g. {REPO_DATA}; "
+                      "default: the generated procedural scenes")
   parser.add_argument("--steps", type=int, default=None, help="training steps (default: from --minutes)")
   parser.add_argument("--eval-samples", type=int, default=50)
   args = parser.parse_args(argv)

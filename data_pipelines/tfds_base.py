@@ -122,6 +122,8 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
   if rebuild or not prepared:
     if not os.path.isdir(manual_dir):
       raise DataError(f'dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}')
+    if not os.listdir(manual_dir):  # tfds would fail with a bare AssertionError
+      raise DataError(f'dataset folder {manual_dir} is empty; expected layout: {builder_cls.LAYOUT}')
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if rebuild else None
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=manual_dir, **({'download_mode': mode} if mode else {})))

@@ -246,3 +246,10 @@ def test_prepare_command_lists_skips(tmp_path, capsys):
   assert 'bsds500/test: 1 elements, 2 objects' in out and 'skipped 8: no human segmentation' in out
   assert main(['eval', 'davis345', str(tmp_path / 'missing'), '--cache-dir', str(tmp_path / 'c')]) == 1
   assert 'does not exist' in capsys.readouterr().err
+
+
+def test_empty_training_folder_is_a_data_error(tmp_path):
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  with pytest.raises(DataError, match='is empty'):
+    train_datasets.load('bsds500', str(empty), cache_dir=str(tmp_path / 'cache'))

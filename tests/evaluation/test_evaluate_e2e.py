@@ -50,23 +50,29 @@ def test_tiny_model_jitted_loop_equals_host_loop(tiny):
 
 @pytest.mark.skipif(not os.path.isdir(GRABCUT), reason="needs the shared GrabCut folder")
 def test_ois_jax_evaluate_grabcut(tmp_path, capsys):
+  """The whole benchmark: all 50 GrabCut samples, 20 clicks each (about 90 s on 2 cores)."""
   out = tmp_path / "eval"
   argv = ["--config", "configs/ois_tiny.py", "--dataset", "grabcut", "--data-dir", GRABCUT,
-          "--cache-dir", str(tmp_path / "cache"), "--limit", "4", "--max-clicks", "3",
-          "--out", str(out), "--no-progress"]
+          "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--no-progress"]
   assert evaluate_cli.main(argv) == 0
   printed = capsys.readouterr().out
   assert "NoC90" in printed and "1-mIoU" in printed
   record = json.load(open(out / "metrics.json"))
-  for key in ["NoC85", "NoC90", "NoC95", "NoF85", "NoF90", "NoF95", "mIoU@1", "mIoU@3", "SPC",
-              "dataset", "checkpoint", "config", "skipped"]:
+  keys = ["NoC85", "NoC90", "NoC95", "NoF85", "NoF90", "NoF95", "SPC", "dataset", "checkpoint",
+          "config", "skipped"] + [f"mIoU@{k}" for k in range(1, 21)]
+  for key in keys:
     assert key in record, key
-  assert record["dataset"] == "grabcut" and record["num_samples"] == 4 and record["skipped"] == []
-  assert 1 <= record["NoC90"] <= 3 and record["SPC"] > 0
+  assert record["dataset"] == "grabcut" and record["num_samples"] == 50 and record["skipped"] == []
+  assert 1 <= record["NoC90"] <= 20 and record["SPC"] > 0
   rows = list(csv.reader(open(out / "ious.csv")))
-  assert len(rows) == 5 and rows[0][:4] == ["name", "iou@1", "iou@2", "iou@3"]
-  ious = np.array([[float(v) for v in r[1:4]] for r in rows[1:]])
+  assert len(rows) == 51 and rows[0][:21] == ["name"] + [f"iou@{k}" for k in range(1, 21)]
+  ious = np.array([[float(v) for v in r[1:21]] for r in rows[1:]])
   assert record["mIoU@1"] == pytest.approx(ious[:, 0].mean(), abs=1e-6)
+  assert record["mIoU@20"] == pytest.approx(ious[:, 19].mean(), abs=1e-6)
+  # NoF90 counts the samples whose NoC90 is 20 (reaching 0.9 only at click 20 included).
+  reached = ious >= 0.9
+  failed = ~reached[:, :19].any(axis=1)
+  assert record["NoF90"] == int(failed.sum())
   assert (out / "miou_vs_clicks.png").read_bytes()[:4] == b"\x89PNG"
   # An existing result is never overwritten silently.
   with pytest.raises(OISError, match="--overwrite"):

@@ -1,7 +1,5 @@
 """The jitted click loop against a per-click host loop that uses the NumPy oracle."""
 
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
@@ -10,16 +8,7 @@ from scipy import ndimage
 from ois_jax.evaluation import evaluator
 
 
-def _load_helper(name):
-  # pytest runs with --import-mode=importlib: the test folder is not on sys.path.
-  path = pathlib.Path(__file__).with_name(f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"evaluation_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-fake_model = _load_helper("fake_model")
+import fake_model  # tests/evaluation/fake_model.py (on sys.path via tests/conftest.py)
 
 
 def _samples(rng, n):

@@ -1,8 +1,6 @@
 """`evaluate` with a fake model: skipped samples, ordering, batching and averages."""
 
-import importlib.util
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -12,15 +10,7 @@ from ois_jax.errors import DataError
 from ois_jax.evaluation import evaluate, evaluator, metrics, report
 
 
-def _load_helper(name):
-  path = pathlib.Path(__file__).with_name(f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"evaluation_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-fake_model = _load_helper("fake_model")
+import fake_model  # tests/evaluation/fake_model.py (on sys.path via tests/conftest.py)
 
 
 def _good(rng, name, h, w):

@@ -1,6 +1,6 @@
 """Shared, process-cached tiny OIS model for the model tests (init compiles once per session).
 
-Test files import it by path under the name "ois_model_testlib" (tests run with
+Test files import it as `ois_testlib` (tests/conftest.py puts this folder on sys.path; tests run with
 --import-mode=importlib), so every test file shares one cache. Ablated models reuse the full
 model's parameters: their trees are subsets of it (checked by `params_for`), except the plain
 ViT encoder, whose missing leaves are drawn from NumPy.

@@ -1,8 +1,5 @@
 """The composed OIS model: split seg head, init from DAv2, frozen parts, inert slots, ablations."""
 
-import importlib.util
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,17 +13,7 @@ from ois_jax.models.seg_head import SegmentationHead
 
 
 
-def _testlib():
-  """The shared tiny-model helpers, one instance per process (imported by path)."""
-  name = "ois_model_testlib"
-  if name not in sys.modules:
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), "ois_testlib.py"))
-    sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules[name])
-  return sys.modules[name]
-
-
-T = _testlib()
+import ois_testlib as T  # shared tiny model, one per process (tests/conftest.py)
 
 CLICKS = [[(30, 20, True), (70, 90, False), (40, 30, True)], [(60, 60, True), (10, 100, False)]]
 

@@ -1,8 +1,5 @@
 """Predictor: original-resolution predictions, no recompiles per click, clear errors, checkpoints, CLI."""
 
-import importlib.util
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,16 +13,7 @@ from ois_jax.errors import ClickError, ImageError
 from ois_jax.models.prompts import Clicks
 
 
-def _testlib():
-  name = "ois_model_testlib"
-  if name not in sys.modules:
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), "ois_testlib.py"))
-    sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules[name])
-  return sys.modules[name]
-
-
-T = _testlib()
+import ois_testlib as T  # shared tiny model, one per process (tests/conftest.py)
 IMAGE = np.random.default_rng(0).integers(0, 256, (70, 130, 3), dtype=np.uint8)
 
 

@@ -3,17 +3,64 @@
 per-seed NoC90 / mIoU@5 on held-out scenes and mean +- std.
 
   python scripts/exp_order_ablation.py --steps 300 --seeds 0 1 2 --workdir /tmp/exp_order
+
+It also measures what the order path does inside the model: for the first (positive) click on
+each held-out scene, the share of that click slot's cross-attention, over blocks and heads, that
+lands on the target's tokens (`attention_on_target`, per attention kind), next to the target's
+share of all tokens (what uniform attention would give), and each block's learned sigma.
 """
 
 import argparse
 import json
 import os
 
+import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from configs import ois_tiny
-from ois_jax.evaluation import metrics
+from ois_jax import transforms
+from ois_jax.evaluation import evaluator, metrics
+from ois_jax.models import ois as ois_lib, prompts
 from ois_jax.training import train_step as ts, trainer, validation
+
+
+def attention_on_target(config, model, params, samples) -> dict:
+  """Mean share of the first click slot's attention on target tokens, per attention kind."""
+  size = int(config.model.input_size)
+  grid = size // ois_lib.PATCH_SIZE
+  npos, nneg = int(config.model.num_positive_slots), int(config.model.num_negative_slots)
+  shares, target_share = {}, []
+  for sample in samples:
+    prepared = evaluator.prepare(sample, size)
+    h, w = transforms.make_transform(prepared.gt.shape, size).resized_hw
+    gt = np.zeros((size, size), np.float32)
+    gt[:h, :w] = cv2.resize((prepared.gt > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    depth = np.zeros((size, size), np.float32)
+    depth[:h, :w] = cv2.resize(np.asarray(sample["depth"], np.float32), (w, h))
+    inside = ndimage.distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(inside), inside.shape)  # the protocol's first click
+    target = gt.reshape(grid, ois_lib.PATCH_SIZE, grid, ois_lib.PATCH_SIZE).mean((1, 3)).ravel() > 0.5
+    state = ois_lib.encode_image(model, params, jnp.asarray(prepared.image)[None], jnp.asarray(depth)[None])
+    clicks = prompts.Clicks.from_lists([[(float(y), float(x), True)]], npos, nneg)
+    _, sown = model.apply({"params": params}, state, clicks, jnp.zeros((1, size, size)),
+                          jnp.zeros((1,), bool), method=ois_lib.OIS.decode, mutable=["intermediates"])
+    for path, weights in jax.tree_util.tree_flatten_with_path(sown)[0]:
+      names = [str(getattr(k, "key", k)) for k in path]
+      kind = next((n for n in names if n in ("order_attn", "object_attn")), None)
+      if kind is not None:  # weights (1, heads, slots, tokens); slot 0 is the click
+        shares.setdefault(kind, []).append(float(np.asarray(weights)[0, :, 0][:, target].sum(-1).mean()))
+    target_share.append(float(target.mean()))
+  out = {kind: float(np.mean(v)) for kind, v in shares.items()}
+  out["uniform"] = float(np.mean(target_share))
+  return out
+
+
+def learned_sigmas(params) -> list[float]:
+  return [float(jax.nn.softplus(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+          if str(getattr(path[-1], "key", "")) == "sigma_raw"]
 
 
 def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int) -> dict:
@@ -30,11 +77,16 @@ def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int)
                           quiet=True)
   fns = ts.ModelFns()
   model = fns.build_model(config.model)
-  validator = validation.Validator(config, model, fns, validation.heldout_samples(config, eval_samples))
-  m = metrics.summarize(validator.ious(summary["state"]["params"]))
+  samples = validation.heldout_samples(config, eval_samples)
+  validator = validation.Validator(config, model, fns, samples)
+  params = summary["state"]["params"]
+  m = metrics.summarize(validator.ious(params))
   losses = [h["loss"] for h in summary["history"]]
   return {"seed": seed, "use_order": use_order, "NoC85": m["NoC85"], "NoC90": m["NoC90"],
-          "mIoU@5": m["mIoU@5"], "final_loss": float(np.mean(losses[-max(1, len(losses) // 10):]))}
+          "mIoU@5": m["mIoU@5"], "mIoU@20": m["mIoU@20"],
+          "final_loss": float(np.mean(losses[-max(1, len(losses) // 10):])),
+          "attention_on_target": attention_on_target(config, model, params, samples),
+          "sigma": learned_sigmas(params)}
 
 
 def main():
@@ -49,7 +101,9 @@ def main():
   out = {"steps": args.steps, "runs": runs}
   for order in (True, False):
     noc = np.array([r["NoC90"] for r in runs if r["use_order"] == order])
+    miou = np.array([r["mIoU@5"] for r in runs if r["use_order"] == order])
     out[f"use_order={order}"] = {"NoC90_mean": float(noc.mean()), "NoC90_std": float(noc.std()),
+                                 "mIoU@5_mean": float(miou.mean()), "mIoU@5_std": float(miou.std()),
                                  "seeds": len(noc)}
   print(json.dumps(out, indent=1))
 

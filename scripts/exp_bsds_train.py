@@ -9,7 +9,6 @@ training by default). Training stops at --steps or after --minutes, whichever co
 """
 
 import argparse
-import ast
 import json
 
 import jax
@@ -17,6 +16,7 @@ import numpy as np
 
 from configs import ois_tiny
 from data_pipelines import eval_datasets
+from ois_jax.cli import segment as segment_cli
 from ois_jax.evaluation import metrics
 from ois_jax.training import train_step as ts, trainer, validation
 
@@ -37,18 +37,7 @@ def main():
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="config overrides, e.g. model.use_order=False train.learning_rate=3e-4")
   args = p.parse_args()
-  config = ois_tiny.get_config()
-  for item in args.set:
-    key, value = item.split("=", 1)
-    *parents, leaf = key.split(".")
-    node = config
-    for name in parents:
-      node = node[name]
-    try:
-      value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass  # a plain string
-    node[leaf] = value
+  config = segment_cli.apply_overrides(ois_tiny.get_config(), args.set)
   config.seed = args.seed
   config.data.dataset, config.data_dir = "bsds500", args.data_dir
   config.total_steps = args.steps

@@ -18,11 +18,10 @@ import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import ndimage
 
 from configs import ois_tiny
 from ois_jax import transforms
-from ois_jax.evaluation import evaluator, metrics
+from ois_jax.evaluation import clicker, evaluator, metrics
 from ois_jax.models import ois as ois_lib, prompts
 from ois_jax.training import train_step as ts, trainer, validation
 
@@ -38,10 +37,9 @@ def attention_on_target(config, model, params, samples) -> dict:
     h, w = transforms.make_transform(prepared.gt.shape, size).resized_hw
     gt = np.zeros((size, size), np.float32)
     gt[:h, :w] = cv2.resize((prepared.gt > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-    depth = np.zeros((size, size), np.float32)
-    depth[:h, :w] = cv2.resize(np.asarray(sample["depth"], np.float32), (w, h))
-    inside = ndimage.distance_transform_edt(np.pad(gt, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(inside), inside.shape)  # the protocol's first click
+    depth = validation.model_depth(sample["depth"], (h, w), size)
+    no_mask = np.zeros(gt.shape, bool)
+    y, x, _ = clicker.next_click(gt.astype(np.int32), no_mask, no_mask)  # the protocol's first click
     target = gt.reshape(grid, ois_lib.PATCH_SIZE, grid, ois_lib.PATCH_SIZE).mean((1, 3)).ravel() > 0.5
     state = ois_lib.encode_image(model, params, jnp.asarray(prepared.image)[None], jnp.asarray(depth)[None])
     clicks = prompts.Clicks.from_lists([[(float(y), float(x), True)]], npos, nneg)

@@ -39,7 +39,11 @@ def load_config(path: str, overrides=()):
     raise OISError(f"--config {path}: cannot load ({type(e).__name__}: {e})") from None
   if not hasattr(module, "get_config"):
     raise OISError(f"--config {path}: has no get_config()")
-  config = module.get_config()
+  return apply_overrides(module.get_config(), overrides)
+
+
+def apply_overrides(config, overrides=()):
+  """Sets `key.sub=value` items on `config` in place (values parsed as Python literals)."""
   for item in overrides:
     key, sep, value = item.partition("=")
     if not sep:

@@ -78,7 +78,7 @@ def _largest_object(record: dict, min_area: int) -> dict | None:
   return out
 
 
-def _model_depth(depth: np.ndarray, resized_hw, size: int) -> np.ndarray:
+def model_depth(depth: np.ndarray, resized_hw, size: int) -> np.ndarray:
   """(H, W) depth -> (S, S): resized like the image (bilinear), zero padding bottom/right."""
   h, w = resized_hw
   out = np.zeros((size, size), np.float32)
@@ -103,7 +103,7 @@ class Validator:
         if sample.get("depth") is None:
           raise DataError(f"held-out sample {p.name} has no depth map (depth_source='external')")
         resized_hw = transforms.make_transform(p.gt.shape, size).resized_hw
-        depths.append(_model_depth(sample["depth"], resized_hw, size))
+        depths.append(model_depth(sample["depth"], resized_hw, size))
     self.num_samples = len(prepared)
     hmax = max(p.gt.shape[0] for p in prepared)
     wmax = max(p.gt.shape[1] for p in prepared)

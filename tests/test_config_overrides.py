@@ -1,0 +1,22 @@
+"""`key.sub=value` overrides shared by `ois-jax segment --set` and the experiment scripts."""
+
+import pytest
+
+from configs import ois_tiny
+from ois_jax.cli.segment import apply_overrides
+from ois_jax.errors import OISError
+
+
+def test_overrides_parse_literals_and_keep_strings():
+  config = apply_overrides(ois_tiny.get_config(),
+                           ["model.use_order=False", "train.learning_rate=3e-4", "data.dataset=bsds500"])
+  assert config.model.use_order is False
+  assert config.train.learning_rate == pytest.approx(3e-4)
+  assert config.data.dataset == "bsds500"
+
+
+@pytest.mark.parametrize("item,message", [("model.no_such_key=1", "no such config key"),
+                                          ("model.use_order", "expected key=value")])
+def test_bad_override_names_the_problem(item, message):
+  with pytest.raises(OISError, match=message):
+    apply_overrides(ois_tiny.get_config(), [item])

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import ois_tiny, ois_vitb_1024, ois_vits_518
+from ois_jax.configs import ois_tiny, ois_vitb_1024, ois_vits_518
 from ois_jax.models import ois
 from ois_jax.models.prompts import Clicks
 

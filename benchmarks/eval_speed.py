@@ -5,7 +5,7 @@ predictions; the host loop only moves the click simulation to NumPy/SciPy with o
 per click (as RITM / SimpleClick / SegNext evaluate). Compile time is excluded from both.
 
   python benchmarks/eval_speed.py --config configs/ois_tiny.py \\
-      --data-dir /work/shared/data/DAVIS345 --limit 8 --host-limit 4 --out runs/bench/eval_speed.json
+      --data-dir ../shared/data/DAVIS345 --limit 8 --host-limit 4 --out runs/bench/eval_speed.json
   python benchmarks/eval_speed.py --config configs/ois_vitb_1024.py --data-dir .../DAVIS345 --sat
 
 Writes JSON with jitted / host clicks per second, their ratio, whether the click sequences agree,
@@ -40,7 +40,7 @@ def main(argv=None):
   p.add_argument("--out", default=None, help="JSON output path (also printed)")
   args = p.parse_args(argv)
 
-  from data_pipelines import eval_datasets
+  from ois_jax.data_pipelines import eval_datasets
   from ois_jax.cli.evaluate import build
   from ois_jax.evaluation import evaluator, metrics
 

@@ -1,7 +1,7 @@
 """Host input-pipeline throughput (images/s) of `data_pipelines.training.make_train_iterator`.
 
   python benchmarks/input_pipeline_speed.py --dataset procedural --sizes 112,518 --batches 20
-  python benchmarks/input_pipeline_speed.py --dataset bsds500 --data-dir /work/shared/data/BSDS500
+  python benchmarks/input_pipeline_speed.py --dataset bsds500 --data-dir ../shared/data/BSDS500
 
 Prints one JSON object: per input size, batches/s and images/s after one warm-up batch.
 """
@@ -10,14 +10,14 @@ import argparse
 import json
 import time
 
-from configs import ois_tiny
-from data_pipelines import training
+from ois_jax.configs import ois_tiny
+from ois_jax.data_pipelines import training
 
 
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--dataset", default="procedural")
-  p.add_argument("--data-dir", default="/work/shared/data/BSDS500")
+  p.add_argument("--data-dir", default="../shared/data/BSDS500")
   p.add_argument("--split", default="train")
   p.add_argument("--sizes", default="112,518")
   p.add_argument("--batch-size", type=int, default=8)

@@ -35,7 +35,7 @@ def synthetic_batch(config, rng):
 
 def measure(name: str, steps: int, batch_size: int | None, dtype: str | None = None,
             peak_tflops: float | None = None) -> dict:
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = importlib.import_module(f"ois_jax.configs.{name}").get_config()
   if batch_size:
     config.data.batch_size = batch_size
   if dtype:

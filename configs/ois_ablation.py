@@ -6,7 +6,7 @@ directly, e.g. `--config.model.use_order=False` (config_flags) or
 `ois-jax segment ... --set model.use_order=False`.
 """
 
-from configs import ois_tiny, ois_vitb_1024, ois_vits_518
+from ois_jax.configs import ois_tiny, ois_vitb_1024, ois_vits_518
 
 BASES = {"tiny": ois_tiny, "vits_518": ois_vits_518, "vitb_1024": ois_vitb_1024}
 

@@ -1,6 +1,6 @@
 """A tiny OIS model for tests and the CPU quickstart (seconds per step on 2 cores)."""
 
-from configs import common
+from ois_jax.configs import common
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """The paper's model: DepthAnythingV2 ViT-B encoder, 1024 input, 3 attention blocks."""
 
-from configs import common
+from ois_jax.configs import common
 
 
 def get_config():

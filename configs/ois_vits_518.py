@@ -1,6 +1,6 @@
 """OIS with the DepthAnythingV2 ViT-S encoder at 518 input (DAv2's native size)."""
 
-from configs import common
+from ois_jax.configs import common
 
 
 def get_config():

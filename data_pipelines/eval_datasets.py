@@ -1,6 +1,6 @@
 """Evaluation samples (interface 3): `load(name, data_dir) -> EvalDataset`, one sample per object.
 
-    ds = load('grabcut', '/work/shared/data/GrabCut')
+    ds = load('grabcut', '../shared/data/GrabCut')
     len(ds); ds.source[0]  # {'image': uint8 (H, W, 3), 'gt': int8 (H, W) 1/0/-1, 'name': str}
     ds.skipped             # [(name, reason), ...] files left out at preparation
 
@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from ois_jax.errors import DataError
-from data_pipelines import eval_builders, imaging, tfds_base
+from ois_jax.data_pipelines import eval_builders, imaging, tfds_base
 
 NAMES = tuple(eval_builders.BUILDERS)
 
@@ -30,18 +30,18 @@ class EvalSource:
 
   def __getitem__(self, index):
     if not -len(self) <= index < len(self):
-      raise IndexError(f'sample index {index} out of range for {len(self)} samples')
+      raise IndexError(f"sample index {index} out of range for {len(self)} samples")
     record_index, object_index, name = self._objects[index]
     record = self._records[record_index]
     try:
-      image = imaging.decode_image_bytes(record['image'])
+      image = imaging.decode_image_bytes(record["image"])
     except imaging.SkipSample as e:  # validated at preparation, so only a damaged cache gets here
-      raise DataError(f'sample {name}: {e}; delete the prepared cache to rebuild it') from None
-    gt = np.ascontiguousarray(record['masks'][object_index]).view(np.int8)  # 255 -> -1 (ignore)
-    return {'image': image, 'gt': gt, 'name': name}
+      raise DataError(f"sample {name}: {e}; delete the prepared cache to rebuild it") from None
+    gt = np.ascontiguousarray(record["masks"][object_index]).view(np.int8)  # 255 -> -1 (ignore)
+    return {"image": image, "gt": gt, "name": name}
 
   def __repr__(self):
-    return f'EvalSource({len(self)} objects)'
+    return f"EvalSource({len(self)} objects)"
 
 
 @dataclasses.dataclass
@@ -67,11 +67,11 @@ def load(name, data_dir, cache_dir=None, rebuild=False):
   builder = tfds_base.prepare(eval_builders.BUILDERS[name], data_dir, cache_dir, rebuild=rebuild)
   split = builder.SPLITS[0]
   meta = builder.info.metadata
-  skipped = [tuple(s) for s in meta['skipped'].get(split, [])]
-  objects = [(r, k, object_name) for r, names in enumerate(meta['index'].get(split, []))
+  skipped = [tuple(s) for s in meta["skipped"].get(split, [])]
+  objects = [(r, k, object_name) for r, names in enumerate(meta["index"].get(split, []))
              for k, object_name in enumerate(names)]
   if not objects:
-    listed = '; '.join(f'{n}: {why}' for n, why in skipped[:5])
-    raise DataError(f'{name}: no usable sample in {data_dir} ({len(skipped)} skipped: {listed})')
+    listed = "; ".join(f"{n}: {why}" for n, why in skipped[:5])
+    raise DataError(f"{name}: no usable sample in {data_dir} ({len(skipped)} skipped: {listed})")
   source = EvalSource(builder.as_data_source(split), objects)
   return EvalDataset(name=name, source=source, skipped=skipped, prepared_dir=str(builder.data_dir))

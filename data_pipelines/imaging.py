@@ -10,8 +10,8 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-MASK_EXTENSIONS = ('.png', '.bmp', '.tif', '.tiff', '.gif', '.jpg', '.jpeg')
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
 
 
 class SkipSample(Exception):
@@ -23,57 +23,57 @@ def _open(data, what):
     image = Image.open(io.BytesIO(data))
     image.load()
   except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-    raise SkipSample(f'unreadable {what} ({type(e).__name__}: {e})') from None
+    raise SkipSample(f"unreadable {what} ({type(e).__name__}: {e})") from None
   return image
 
 
 def to_rgb(image):
   """Any Pillow image -> uint8 (H, W, 3); 16-bit and float modes are scaled to 0..255."""
-  if image.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
+  if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
     a = np.asarray(image, dtype=np.float64)
-    peak = 65535.0 if image.mode.startswith('I;16') else max(float(a.max()), 1.0)
+    peak = 65535.0 if image.mode.startswith("I;16") else max(float(a.max()), 1.0)
     a = np.clip(a / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.repeat(a[..., None], 3, axis=2)
-  return np.asarray(image.convert('RGB'), dtype=np.uint8)
+  return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def decode_image_bytes(data, what='image'):
+def decode_image_bytes(data, what="image"):
   """Encoded bytes -> uint8 (H, W, 3). Raises SkipSample for undecodable data."""
   return to_rgb(_open(data, what))
 
 
 def read_bytes(path, what):
   try:
-    with open(path, 'rb') as f:
+    with open(path, "rb") as f:
       return f.read()
   except OSError as e:
-    raise SkipSample(f'cannot read {what} {os.fspath(path)} ({e.strerror})') from None
+    raise SkipSample(f"cannot read {what} {os.fspath(path)} ({e.strerror})") from None
 
 
 def read_image_file(path):
   """-> (encoded bytes, (H, W)); validates that the file decodes to an image."""
-  data = read_bytes(path, 'image')
-  image = decode_image_bytes(data, f'image {os.path.basename(path)}')
+  data = read_bytes(path, "image")
+  image = decode_image_bytes(data, f"image {os.path.basename(path)}")
   return data, image.shape[:2]
 
 
-def read_mask_file(path, reduce='max'):
+def read_mask_file(path, reduce="max"):
   """Mask file -> 2-D int32 array of raw values.
 
   Palette PNGs give their palette indices (VOC/DAVIS object ids). Colour masks are reduced to one
   channel: 'max' over channels (SimpleClick's DAVIS/HQSeg loaders), or 'blue' (the first channel of
   OpenCV's BGR order, which the GrabCut/Berkeley loaders use).
   """
-  return read_mask_from_bytes(read_bytes(path, 'mask'), f'mask {os.path.basename(path)}', reduce)
+  return read_mask_from_bytes(read_bytes(path, "mask"), f"mask {os.path.basename(path)}", reduce)
 
 
-def read_mask_from_bytes(data, what='mask', reduce='max'):
+def read_mask_from_bytes(data, what="mask", reduce="max"):
   """Encoded mask bytes -> 2-D int32 array (see `read_mask_file`)."""
   image = _open(data, what)
-  if image.mode in ('RGB', 'RGBA', 'CMYK', 'YCbCr', 'LA'):
-    a = np.asarray(image.convert('RGB'), dtype=np.int32)
-    return a[..., 2] if reduce == 'blue' else a.max(axis=2)
-  if image.mode == '1':
+  if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA"):
+    a = np.asarray(image.convert("RGB"), dtype=np.int32)
+    return a[..., 2] if reduce == "blue" else a.max(axis=2)
+  if image.mode == "1":
     return np.asarray(image, dtype=np.int32)
   a = np.asarray(image)
   if a.ndim == 3:
@@ -81,15 +81,15 @@ def read_mask_from_bytes(data, what='mask', reduce='max'):
   return a.astype(np.int32)
 
 
-def check_same_size(image_hw, mask_hw, what='mask'):
+def check_same_size(image_hw, mask_hw, what="mask"):
   if tuple(image_hw) != tuple(mask_hw):
-    raise SkipSample(f'size mismatch: image {image_hw[0]}x{image_hw[1]} vs {what} {mask_hw[0]}x{mask_hw[1]}')
+    raise SkipSample(f"size mismatch: image {image_hw[0]}x{image_hw[1]} vs {what} {mask_hw[0]}x{mask_hw[1]}")
 
 
 def encode_eval_mask(gt):
   """int (H, W) with 1/0/-1 -> uint8 with 1/0/255 (reads back as int8 -1 via `.view(np.int8)`)."""
   if not np.any(gt == 1):
-    raise SkipSample('empty ground-truth mask (no object pixel)')
+    raise SkipSample("empty ground-truth mask (no object pixel)")
   return np.where(gt < 0, 255, gt).astype(np.uint8)
 
 

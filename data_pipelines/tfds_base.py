@@ -15,14 +15,14 @@ import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
 from ois_jax.errors import DataError
-from data_pipelines.imaging import SkipSample
+from ois_jax.data_pipelines.imaging import SkipSample
 
 IMAGE_BYTES = tfds.features.Tensor(shape=(), dtype=np.object_)  # encoded file bytes, decoded by Pillow
 
 
 def default_cache_dir():
-  return os.environ.get('OIS_JAX_DATA_CACHE') or os.path.join(
-      os.path.expanduser('~'), '.cache', 'ois_jax', 'tfds')
+  return os.environ.get("OIS_JAX_DATA_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "ois_jax", "tfds")
 
 
 class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -33,10 +33,10 @@ class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   dict, or raises SkipSample(reason). Skips are collected per split into `info.metadata['skipped']`.
   """
 
-  VERSION = tfds.core.Version('1.0.0')
-  SPLITS = ('test',)
-  LAYOUT = ''  # the expected folder layout, quoted in error messages
-  MANUAL_DOWNLOAD_INSTRUCTIONS = 'Point data_dir at a local copy of the dataset (see docs/data.md).'
+  VERSION = tfds.core.Version("1.0.0")
+  SPLITS = ("test",)
+  LAYOUT = ""  # the expected folder layout, quoted in error messages
+  MANUAL_DOWNLOAD_INSTRUCTIONS = "Point data_dir at a local copy of the dataset (see docs/data.md)."
 
   @tfds.core.utils.classproperty
   @classmethod
@@ -74,8 +74,8 @@ class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _generate_examples(self, items, split):
     meta = self.info.metadata  # starts fresh: a rebuild must not append to the old lists
-    skipped = meta.setdefault('skipped', {})[split] = []
-    index = meta.setdefault('index', {})[split] = []
+    skipped = meta.setdefault("skipped", {})[split] = []
+    index = meta.setdefault("index", {})[split] = []
     key = 0
     for name, item in items:
       try:
@@ -84,23 +84,23 @@ class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         skipped.append([name, str(e)])
         continue
       # Sub-sample skips (one bad object or human segmentation) ride along in the example.
-      for sub_name, reason in example.pop('_skipped', ()):
+      for sub_name, reason in example.pop("_skipped", ()):
         skipped.append([sub_name, reason])
       index.append(self.index_entry(example))
       yield key, example
       key += 1
     if key == 0:  # tfds cannot write an empty split; say why instead
-      listed = '; '.join(f'{n}: {why}' for n, why in skipped[:5])
-      raise DataError(f'{self.name}/{split}: no usable sample among {len(items)} candidates '
-                      f'({len(skipped)} skipped: {listed})')
+      listed = "; ".join(f"{n}: {why}" for n, why in skipped[:5])
+      raise DataError(f"{self.name}/{split}: no usable sample among {len(items)} candidates "
+                      f"({len(skipped)} skipped: {listed})")
 
 
 def dataset_root(builder_cls, manual_dir, cache_dir):
   """Cache folder for one builder and one raw folder (different copies never share a cache)."""
   real = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
-  digest = hashlib.sha1(real.encode('utf-8')).hexdigest()[:12]
+  digest = hashlib.sha1(real.encode("utf-8")).hexdigest()[:12]
   cache = os.path.expanduser(os.fspath(cache_dir)) if cache_dir else default_cache_dir()
-  return os.path.join(cache, f'{builder_cls.__name__.lower()}-{digest}')
+  return os.path.join(cache, f"{builder_cls.__name__.lower()}-{digest}")
 
 
 def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False):
@@ -109,9 +109,9 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
   rebuild: prepare again even if a prepared copy exists (after the raw files changed).
   """
   manual_dir = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
-  kwargs = dict(data_dir=dataset_root(builder_cls, manual_dir, cache_dir), file_format='array_record')
+  kwargs = dict(data_dir=dataset_root(builder_cls, manual_dir, cache_dir), file_format="array_record")
   if config is not None:
-    kwargs['config'] = config
+    kwargs["config"] = config
   verbosity = absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns that a not-yet-prepared folder is empty
   try:
@@ -121,15 +121,15 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
     absl_logging.set_verbosity(verbosity)
   if rebuild or not prepared:
     if not os.path.isdir(manual_dir):
-      raise DataError(f'dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}')
+      raise DataError(f"dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}")
     if not os.listdir(manual_dir):  # tfds would fail with a bare AssertionError
-      raise DataError(f'dataset folder {manual_dir} is empty; expected layout: {builder_cls.LAYOUT}')
+      raise DataError(f"dataset folder {manual_dir} is empty; expected layout: {builder_cls.LAYOUT}")
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if rebuild else None
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, **({'download_mode': mode} if mode else {})))
+        manual_dir=manual_dir, **({"download_mode": mode} if mode else {})))
   return builder
 
 
-def require_files(found, folder, layout, what='images'):
+def require_files(found, folder, layout, what="images"):
   if not found:
-    raise DataError(f'no {what} found in {folder}; expected layout: {layout}')
+    raise DataError(f"no {what} found in {folder}; expected layout: {layout}")

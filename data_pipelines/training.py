@@ -31,8 +31,8 @@ import cv2
 import grain
 import numpy as np
 
-from data_pipelines import augment as augment_lib
-from data_pipelines import click_sampler
+from ois_jax.data_pipelines import augment as augment_lib
+from ois_jax.data_pipelines import click_sampler
 from ois_jax.errors import DataError, ImageError, OISError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -325,13 +325,13 @@ def make_source(config, split: str = "train"):
   """The random-access source named by config.data.dataset ('procedural' or a real dataset)."""
   d = config.data
   if d.dataset == "procedural":
-    from data_pipelines import procedural
+    from ois_jax.data_pipelines import procedural
     num = d.procedural_num_train if split == "train" else d.procedural_num_val
     return procedural.ProceduralScenes(num_scenes=num, seed=d.procedural_seed, split=split,
                                        size=tuple(d.procedural_size), min_area=d.min_object_area)
   _check_data_dir(config.data_dir)
   try:
-    from data_pipelines import train_datasets
+    from ois_jax.data_pipelines import train_datasets
   except ImportError as e:
     raise DataError(f"dataset {d.dataset!r} needs data_pipelines.train_datasets ({e})") from e
   return train_datasets.load(d.dataset, config.data_dir, split=split, config=config)
@@ -344,7 +344,7 @@ def make_eval_source(config):
   """
   d = config.data
   if d.dataset == "procedural":
-    from data_pipelines import procedural
+    from ois_jax.data_pipelines import procedural
     return procedural.ProceduralEvalSource(make_source(config, "val"))
   raise DataError(
       f"no held-out validation source for dataset {d.dataset!r} in data_pipelines.training")

@@ -14,8 +14,8 @@ import json
 import jax
 import numpy as np
 
-from configs import ois_tiny
-from data_pipelines import eval_datasets
+from ois_jax.configs import ois_tiny
+from ois_jax.data_pipelines import eval_datasets
 from ois_jax.cli import segment as segment_cli
 from ois_jax.evaluation import metrics
 from ois_jax.training import train_step as ts, trainer, validation

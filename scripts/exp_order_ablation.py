@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import ois_tiny
+from ois_jax.configs import ois_tiny
 from ois_jax import transforms
 from ois_jax.evaluation import clicker, evaluator, metrics
 from ois_jax.models import ois as ois_lib, prompts

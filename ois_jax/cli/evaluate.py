@@ -27,7 +27,7 @@ def load_config(spec: str):
     except Exception as e:  # noqa: BLE001 - a broken config file is a user error
       raise OISError(f"{spec}: cannot load config ({type(e).__name__}: {e})") from None
   else:
-    name = spec if spec.startswith("configs.") else f"configs.{spec}"
+    name = spec if spec.startswith("ois_jax.configs.") else f"ois_jax.configs.{spec}"
     try:
       module = importlib.import_module(name.removesuffix(".py"))
     except ImportError:
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     raise OISError(f"{out_dir} already holds {report.METRICS_FILE}; pass --overwrite or another --out")
 
   model, params, config = build(args)
-  from data_pipelines import eval_datasets
+  from ois_jax.data_pipelines import eval_datasets
   from ois_jax.evaluation import evaluate
   dataset = eval_datasets.load(args.dataset, args.data_dir, cache_dir=args.cache_dir)
   samples = dataset

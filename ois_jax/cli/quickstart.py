@@ -20,11 +20,13 @@ import pathlib
 
 from ois_jax.errors import OISError
 
-REPO_DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ois_jax.data_pipelines import default_data_root
+
+REPO_DATA = default_data_root()
 
 
 def build_config(data_dir: str | None, minutes: float, steps: int | None):
-  from configs import ois_tiny
+  from ois_jax.configs import ois_tiny
   config = ois_tiny.get_config()
   root = pathlib.Path(data_dir) if data_dir else REPO_DATA
   bsds = root / "BSDS500"
@@ -45,7 +47,7 @@ def eval_samples(config, root: pathlib.Path, limit: int):
   """(name, samples): GrabCut for a head-depth model when present, else held-out scenes."""
   grabcut = root / "GrabCut"
   if config.model.depth_source == "head" and grabcut.is_dir():
-    from data_pipelines import eval_datasets
+    from ois_jax.data_pipelines import eval_datasets
     dataset = eval_datasets.load("grabcut", str(grabcut))
     source = dataset.source
     return "GrabCut", [source[i] for i in range(min(limit, len(source)))]

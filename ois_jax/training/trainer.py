@@ -23,17 +23,16 @@ def write_config(config, workdir: str) -> str:
   return path
 
 
-SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))), os.pardir, "shared", "data")
 FOLDERS = {"bsds500": "BSDS500"}
 
 
 def resolve_data_dir(config, log=print) -> None:
-  """An empty `data_dir` for BSDS500 falls back to ../shared/data/BSDS500 next to the repository."""
+  """An empty `data_dir` for BSDS500 falls back to BSDS500/ under the default data root."""
   folder = FOLDERS.get(config.data.dataset)
   if config.data_dir or folder is None:
     return
-  candidate = os.path.normpath(os.path.join(SHARED_DATA, folder))
+  from ois_jax.data_pipelines import default_data_root
+  candidate = str(default_data_root() / folder)
   if os.path.isdir(candidate):
     config.data_dir = candidate
     log(f"config.data_dir is empty: using {candidate}")
@@ -41,7 +40,7 @@ def resolve_data_dir(config, log=print) -> None:
 
 def default_data(config):
   """The input iterator of `data_pipelines.training` for `config.data` (lazy import)."""
-  from data_pipelines import training as data_training
+  from ois_jax.data_pipelines import training as data_training
   # Multi-host: each process reads its own shard of the records and feeds its share of the batch.
   return data_training.make_train_iterator(config, None, int(config.seed),
                                            shard_index=jax.process_index(),

@@ -24,7 +24,7 @@ def heldout_samples(config, limit: int | None = None) -> list[dict]:
   'val' split of the training source, one object per image (the largest usable one covering at
   most half of the image).
   """
-  from data_pipelines import training as data_training
+  from ois_jax.data_pipelines import training as data_training
   limit = int(config.eval.num_samples if limit is None else limit)
   try:
     source = data_training.make_eval_source(config)
@@ -54,7 +54,7 @@ def heldout_samples(config, limit: int | None = None) -> list[dict]:
 
 
 def _largest_object(record: dict, min_area: int) -> dict | None:
-  from data_pipelines import training as data_training
+  from ois_jax.data_pipelines import training as data_training
   try:
     image = data_training.decode_image(record["image"], str(record.get("name", "")))
   except Exception:  # noqa: BLE001 - an unreadable held-out image is skipped

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from data_pipelines import augment as aug
+from ois_jax.data_pipelines import augment as aug
 
 SIZE = 64
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_pipelines import click_sampler as cs
+from ois_jax.data_pipelines import click_sampler as cs
 
 
 def _scene():

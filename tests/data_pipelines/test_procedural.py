@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipelines import procedural
+from ois_jax.data_pipelines import procedural
 
 
 @pytest.fixture(scope="module")

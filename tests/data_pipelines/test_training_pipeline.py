@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from configs import ois_tiny
-from data_pipelines import procedural, training
+from ois_jax.configs import ois_tiny
+from ois_jax.data_pipelines import procedural, training
 from ois_jax.errors import DataError
 
 SIZE = 56

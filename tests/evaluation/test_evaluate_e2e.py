@@ -2,21 +2,20 @@
 
 import csv
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from configs import ois_tiny
+from ois_jax.configs import ois_tiny
 from ois_jax.cli import compare as compare_cli
 from ois_jax.cli import evaluate as evaluate_cli
 from ois_jax.errors import OISError
 from ois_jax.evaluation import evaluator
 from ois_jax.models import ois
 
-GRABCUT = "/work/shared/data/GrabCut"
+import shared_data
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +47,9 @@ def test_tiny_model_jitted_loop_equals_host_loop(tiny):
   np.testing.assert_allclose(fast.ious, slow.ious, atol=1e-6)
 
 
-@pytest.mark.skipif(not os.path.isdir(GRABCUT), reason="needs the shared GrabCut folder")
 def test_ois_jax_evaluate_grabcut(tmp_path, capsys):
   """The whole benchmark: all 50 GrabCut samples, 20 clicks each (about 90 s on 2 cores)."""
+  GRABCUT = shared_data.require("GrabCut")
   out = tmp_path / "eval"
   argv = ["--config", "configs/ois_tiny.py", "--dataset", "grabcut", "--data-dir", GRABCUT,
           "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--no-progress"]

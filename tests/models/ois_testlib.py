@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import ois_tiny
+from ois_jax.configs import ois_tiny
 from ois_jax.models import ois, prompts
 
 def tiny_model_config(**overrides):

@@ -1,7 +1,6 @@
 """DepthAnythingV2 pre/post-processing against a direct re-implementation of DAv2's transforms."""
 
 import cv2
-import jax
 import numpy as np
 import pytest
 

@@ -108,7 +108,7 @@ def test_gradients_reach_only_trainable_parameters(base):
 
 
 def test_init_from_depth_copies_encoder_and_both_heads(base, tmp_path):
-  model, params = base["model"], base["params"]
+  params = base["params"]
   rng = np.random.default_rng(0)
   dav2 = {"pretrained": jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params["encoder"]),
           "depth_head": jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), params["depth_head"])}
@@ -191,7 +191,7 @@ def test_external_depth_is_required_when_configured(base):
 
 
 def test_ablation_configs_build_with_their_switch():
-  from configs import ois_ablation
+  from ois_jax.configs import ois_ablation
   for name, switches in ois_ablation.ABLATIONS.items():
     cfg = ois_ablation.get_config(f"{name},tiny")
     model = ois.build_model(cfg.model)

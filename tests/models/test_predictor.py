@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import ois_tiny
+from ois_jax.configs import ois_tiny
 from ois_jax import Predictor, transforms
 from ois_jax.errors import ClickError, ImageError
 from ois_jax.models.prompts import Clicks

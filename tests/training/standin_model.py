@@ -116,7 +116,7 @@ class ToyData:
 
 def config(size=32, batch=4):
   """The tiny config shrunk for the stand-in (input 32, FSDP threshold low enough to shard)."""
-  from configs import ois_tiny
+  from ois_jax.configs import ois_tiny
   cfg = ois_tiny.get_config()
   cfg.model.input_size = size
   cfg.data.batch_size = batch

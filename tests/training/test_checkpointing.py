@@ -26,7 +26,7 @@ def _config(standin):
 
 
 def _make_data(cfg):
-  from data_pipelines import training as data_training
+  from ois_jax.data_pipelines import training as data_training
   return data_training.make_train_iterator(cfg, None, int(cfg.seed))
 
 
@@ -74,7 +74,7 @@ def test_keep_latest_and_best(tmp_path):
   ckpt.close()
 
 
-KILL_SCRIPT = r'''
+KILL_SCRIPT = r"""
 import sys, numpy as np
 from ois_jax.training import checkpointing
 ckpt = checkpointing.Checkpointer(sys.argv[1], keep=5, async_save=False)
@@ -87,7 +87,7 @@ step = 2
 while True:  # keep saving until killed
   ckpt.save(step, dict(big, step=np.int32(step)), {"index": step})
   step += 1
-'''
+"""
 
 
 def test_kill_during_save_keeps_last_good(tmp_path):

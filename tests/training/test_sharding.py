@@ -9,12 +9,12 @@ import pathlib
 import subprocess
 import sys
 
-SCRIPT = r'''
+SCRIPT = r"""
 import importlib.util, json, sys
 import jax, numpy as np
 spec = importlib.util.spec_from_file_location("standin", sys.argv[1])
 sm = importlib.util.module_from_spec(spec); spec.loader.exec_module(sm)
-from configs import ois_tiny
+from ois_jax.configs import ois_tiny
 from ois_jax.training import sharding, train_step as ts
 assert jax.device_count() == 8, jax.devices()
 
@@ -48,7 +48,7 @@ def run(mesh_shape, devices):
 one = run((1, 1), jax.devices()[:1])
 eight = run((2, 4), jax.devices())
 print("RESULT" + json.dumps({"one": one, "eight": eight}))
-'''
+"""
 
 
 def test_one_vs_eight_devices_and_fsdp(tmp_path):

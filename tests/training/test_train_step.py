@@ -6,7 +6,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy import ndimage
 
 from ois_jax.training import iterative, optim, sharding, train_step as ts
@@ -55,7 +54,7 @@ def test_loss_goes_down_and_frozen_params_stay(standin, tiny_standin_config):
 
 
 def test_real_model_optimizer_has_no_state_for_frozen_parts():
-  from configs import ois_tiny
+  from ois_jax.configs import ois_tiny
   from ois_jax.models import ois
   cfg = ois_tiny.get_config()
   model = ois.build_model(cfg.model)

@@ -8,7 +8,7 @@ from ois_jax.training import validation
 
 
 def test_validator_matches_evaluate(standin):
-  from data_pipelines import procedural
+  from ois_jax.data_pipelines import procedural
   cfg = standin.config(size=32)
   cfg.eval.max_clicks, cfg.eval.batch_size = 4, 2
   scenes = procedural.ProceduralScenes(num_scenes=3, seed=0, split="val", size=(40, 56), min_area=40)

@@ -40,7 +40,7 @@ def measure(name: str, steps: int, batch_size: int | None, dtype: str | None = N
     config.data.batch_size = batch_size
   if dtype:
     config.model.dtype = dtype
-  fns = ts.ModelFns()
+  fns = ts.ois_fns()
   mesh = sharding.make_mesh(config)
   model = fns.build_model(config.model)
   t0 = time.perf_counter()

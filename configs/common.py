@@ -44,6 +44,10 @@ def base_config() -> ml_collections.ConfigDict:
   m.dtype = "float32"             # compute dtype (float32 | bfloat16); params stay float32
   m.order_sigma_init = 5.0        # initial sigma of order-aware attention (learned, softplus)
   m.prev_mask_threshold = 0.49    # previous-round foreground for object-aware attention: prob > this
+  # DepthAnythingV2 weights to start training from (a converted checkpoint folder, or a .pth /
+  # .safetensors file converted on the fly): the encoder, the frozen depth head and the
+  # segmentation head's initial values. Empty: random initialisation.
+  m.depth_checkpoint = ""
 
   # --- training data ---------------------------------------------------------------------
   d = c.data = ml_collections.ConfigDict()

@@ -43,7 +43,7 @@ def main():
   config.total_steps = args.steps
   config.checkpoint_every = max(50, args.steps // 4)
   config.eval.num_samples = 0
-  fns = ts.ModelFns()
+  fns = ts.ois_fns()
   model = fns.build_model(config.model)
   heldout = {"bsds500_val": validation.heldout_samples(config, args.eval_samples)}
   for item in args.benchmarks:

@@ -73,7 +73,7 @@ def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int)
   config.data.procedural_num_val = eval_samples
   summary = trainer.train(config, os.path.join(workdir, f"order{int(use_order)}_seed{seed}"),
                           quiet=True)
-  fns = ts.ModelFns()
+  fns = ts.ois_fns()
   model = fns.build_model(config.model)
   samples = validation.heldout_samples(config, eval_samples)
   validator = validation.Validator(config, model, fns, samples)

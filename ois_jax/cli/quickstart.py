@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
   summary = trainer.train(config, args.workdir, time_limit_s=args.minutes * 60)
 
   name, samples = eval_samples(config, root, args.eval_samples)
-  fns = ts.ModelFns()
+  fns = ts.ois_fns()
   model = fns.build_model(config.model)
   validator = validation.Validator(config, model, fns, samples)
   init_params = fns.init_params(model, jax.random.key(int(config.seed)))

@@ -22,7 +22,8 @@ __all__ = [
     "FORMATS", "detect_format", "detect_variant", "expected_flax_shapes", "expected_hf_shapes",
     "expected_original_shapes", "from_hf", "from_original", "from_state_dict", "hf_config",
     "params_variant", "to_hf", "to_original", "read_state_dict", "write_state_dict",
-    "load_pytorch_weights", "export_weights", "convert_to_flax", "convert_from_flax",
+    "load_pytorch_weights", "load_depth_weights", "export_weights", "convert_to_flax",
+    "convert_from_flax",
 ]
 
 
@@ -30,6 +31,29 @@ def load_pytorch_weights(path: str, fmt: str | None = None, variant: str | None 
   """A .pth/.pt/.safetensors file -> (Flax params, variant, format)."""
   state_dict = read_state_dict(path)
   return from_state_dict(state_dict, fmt, variant, source=path)
+
+
+def load_depth_weights(path: str) -> tuple[dict, str]:
+  """DepthAnythingV2 weights from a converted checkpoint folder or a .pth / .safetensors file.
+
+  Returns (Flax params {'pretrained': ..., 'depth_head': ...}, a description of what was read).
+  A file is converted on the fly (layout and variant detected); a folder must hold a converted
+  DAv2 checkpoint, and an OIS checkpoint there is refused with a CheckpointError.
+  """
+  from ois_jax import checkpoint
+  from ois_jax.models.depth import MODEL_NAME
+  if os.path.isdir(path):
+    params, config = checkpoint.load_checkpoint(path)
+    if config.get("model") != MODEL_NAME:
+      kind = "an OIS" if isinstance(config.get("model"), dict) else f"a {config.get('model')!r}"
+      raise CheckpointError(f"{path}: holds {kind} checkpoint, not converted DepthAnythingV2 weights "
+                            "(give a converted DAv2 checkpoint folder or a .pth / .safetensors file)")
+    return params, f"converted DepthAnythingV2 {config.get('variant', '?')} checkpoint {path}"
+  if not os.path.isfile(path):
+    raise CheckpointError(f"{path}: no such DepthAnythingV2 checkpoint (a converted folder or a "
+                          ".pth / .safetensors file)")
+  params, variant, fmt = load_pytorch_weights(path)
+  return params, f"DepthAnythingV2 {variant} weights ({fmt} layout) converted from {path}"
 
 
 def default_format(path: str) -> str:

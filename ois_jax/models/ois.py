@@ -42,6 +42,8 @@ from ois_jax.models.seg_head import SegmentationHead
 
 PATCH_SIZE = 14
 FROZEN_KEYS = ("encoder", "depth_head")
+# Keys of the config's `model` section that say how training starts, not what the model is.
+INIT_KEYS = ("depth_checkpoint",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,15 +78,24 @@ class OISConfig:
 
   @classmethod
   def from_config(cls, cfg: Any) -> "OISConfig":
-    """From an ml_collections ConfigDict / dict (the `model` section); unknown keys ignored."""
+    """From an ml_collections ConfigDict / dict (the `model` section).
+
+    An unknown key is an error naming the closest known key (a typo must not pass silently);
+    INIT_KEYS are accepted and ignored (they matter to training only).
+    """
     if isinstance(cfg, OISConfig):
       return cfg
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-      if f.name in d:
-        v = d[f.name]
-        kwargs[f.name] = tuple(v) if isinstance(v, (list, tuple)) else v
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names) - set(INIT_KEYS))
+    if unknown:
+      import difflib
+      hints = []
+      for key in unknown:
+        close = difflib.get_close_matches(key, names + list(INIT_KEYS), n=1)
+        hints.append(f"model.{key}" + (f" (did you mean model.{close[0]}?)" if close else ""))
+      raise ValueError(f"unknown config key {', '.join(hints)}")
+    kwargs = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in d.items() if k in names}
     c = cls(**kwargs)
     c.validate()
     return c
@@ -300,13 +311,10 @@ def init_from_depth(params: dict, depth_params: dict) -> dict:
   return out
 
 
-def init_from_depth_checkpoint(params: dict, directory: str) -> dict:
-  """`init_from_depth` with a converted DAv2 checkpoint directory (see ois_jax.checkpoint)."""
-  from ois_jax.checkpoint import load_checkpoint  # lazy: orbax is slow to import
-  depth_params, config = load_checkpoint(directory)
-  if config.get("model") != "depth_anything_v2":
-    raise CheckpointError(f"{directory}: holds a {config.get('model')!r} checkpoint, not converted "
-                          "DepthAnythingV2 weights")
+def init_from_depth_checkpoint(params: dict, path: str) -> dict:
+  """`init_from_depth` with DAv2 weights from a converted checkpoint folder or a .pth / .safetensors file."""
+  from ois_jax.convert import load_depth_weights  # lazy: orbax and the tables are slow to import
+  depth_params, _ = load_depth_weights(path)
   return init_from_depth(params, depth_params)
 
 

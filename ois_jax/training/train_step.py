@@ -5,8 +5,9 @@ already sharded: `jax.eval_shape(init)` -> shardings from the logical axis rules
 `jax.jit(init, out_shardings=...)`, so no device ever holds the full unsharded model.
 """
 
+import dataclasses
 import functools
-import importlib
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,39 +17,51 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ois_jax.training import iterative, loss as loss_lib, optim, sharding
 
 
+@dataclasses.dataclass(frozen=True)
 class ModelFns:
-  """The model's pure functions (interface 1 of the OIS model module), resolved lazily.
+  """The pure functions of a model that training and validation call.
 
-  Tests may pass any object with the same five attributes.
+  `ois_fns()` gives the OIS model's (ois_jax.models.ois); tests pass a stand-in with the same
+  attributes. `init_from_depth` is needed only when `model.depth_checkpoint` is set.
   """
-
-  def __init__(self, module: str = "ois_jax.models.ois"):
-    self._module = module
-
-  def __getattr__(self, name):
-    if name.startswith("_"):
-      raise AttributeError(name)
-    if name == "make_clicks":
-      prompts = importlib.import_module("ois_jax.models.prompts")
-      return lambda coords, valid: prompts.Clicks(coords=coords, valid=valid)
-    if name == "build_model":
-      return importlib.import_module("ois_jax.models").build_model
-    return getattr(importlib.import_module(self._module), name)
+  build_model: Callable[[Any], Any]                # config.model -> module
+  init_params: Callable[[Any, jax.Array], Any]     # (model, rng) -> params
+  trainable_mask: Callable[[Any], Any]             # params -> same tree of bools
+  encode_image: Callable[..., Any]                 # (model, params, images, depth) -> image state
+  decode: Callable[..., jax.Array]                 # (model, params, state, clicks, prev, has_prev) -> logits
+  make_clicks: Callable[[jax.Array, jax.Array], Any]  # (coords (B, N, 2), valid (B, N)) -> clicks
+  init_from_depth: Callable[[Any, Any], Any] | None = None  # (params, DAv2 params) -> params
 
 
-def create_train_state(model, config, fns, mesh, rng):
-  """Returns (state, state_shardings, tx, trainable_mask); params materialise already sharded."""
+def ois_fns() -> ModelFns:
+  """The OIS model's functions."""
+  from ois_jax.models import ois, prompts
+  return ModelFns(build_model=ois.build_model, init_params=ois.init_params,
+                  trainable_mask=ois.trainable_mask, encode_image=ois.encode_image, decode=ois.decode,
+                  make_clicks=lambda coords, valid: prompts.Clicks(coords=coords, valid=valid),
+                  init_from_depth=ois.init_from_depth)
+
+
+def create_train_state(model, config, fns, mesh, rng, depth_params=None):
+  """Returns (state, state_shardings, tx, trainable_mask); params materialise already sharded.
+
+  depth_params: DepthAnythingV2 weights ({'pretrained', 'depth_head'}, e.g. from
+  `convert.load_depth_weights`) copied over the random init of the encoder, the depth head and
+  the segmentation head (`fns.init_from_depth`), or None for a fully random start.
+  """
   abstract_params = jax.eval_shape(functools.partial(fns.init_params, model), rng)
   trainable_mask = fns.trainable_mask(abstract_params)
   tx = optim.make_optimizer(config, trainable_mask)
 
-  def init(rng):
+  def init(rng, depth_params):
     params = fns.init_params(model, rng)
+    if depth_params is not None:
+      params = fns.init_from_depth(params, depth_params)
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
-  abstract_state = jax.eval_shape(init, rng)
+  abstract_state = jax.eval_shape(init, rng, depth_params)
   shardings = sharding.state_shardings(abstract_state, config, mesh)
-  state = jax.jit(init, out_shardings=shardings)(rng)
+  state = jax.jit(init, out_shardings=shardings)(rng, depth_params)
   return state, shardings, tx, trainable_mask
 
 

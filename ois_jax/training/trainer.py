@@ -38,6 +38,24 @@ def resolve_data_dir(config, log=print) -> None:
     log(f"config.data_dir is empty: using {candidate}")
 
 
+INIT_WEIGHTS_FILE = "init_weights.json"
+
+
+def load_initial_weights(path: str, workdir: str, log=print) -> dict:
+  """DepthAnythingV2 weights for `model.depth_checkpoint`, recorded in `workdir/init_weights.json`.
+
+  Returns the Flax params {'pretrained', 'depth_head'}; the encoder, the frozen depth head and
+  the segmentation head start from them (`ois.init_from_depth`, which checks every shape).
+  """
+  from ois_jax.convert import load_depth_weights
+  params, description = load_depth_weights(path)
+  log(f"Initialising the encoder, the depth head and the segmentation head from {description}")
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, INIT_WEIGHTS_FILE), "w") as f:
+      json.dump({"depth_checkpoint": os.path.abspath(path), "loaded": description}, f, indent=1)
+  return params
+
+
 def default_data(config):
   """The input iterator of `data_pipelines.training` for `config.data` (lazy import)."""
   from ois_jax.data_pipelines import training as data_training
@@ -89,7 +107,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   """Trains to `config.total_steps` (resuming if `workdir` has a checkpoint).
 
   Args:
-    fns: the model's functions (`ts.ModelFns()` by default: interface 1).
+    fns: the model's functions (`ts.ModelFns`; the OIS model's by default).
     make_data: config -> iterator of host batches with `get_state()` / `set_state()`.
     make_validation: (config, model, fns) -> `validate(params) -> metrics dict` or None.
     stop_at: stop (with a checkpoint) after this step, as a preempted job would; the
@@ -100,7 +118,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir'}.
   """
   sharding.maybe_initialize_distributed(config)
-  fns = fns or ts.ModelFns()
+  fns = fns or ts.ois_fns()
   make_data = make_data or default_data
   make_validation = make_validation or default_validation
   workdir = os.path.abspath(workdir)
@@ -118,19 +136,27 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
                     f"shards of mesh {dict(mesh.shape)}")
   data = make_data(config)  # first: bad data fails in seconds, before anything compiles
   model = fns.build_model(config.model)
-  state, state_shardings, tx, trainable_mask = ts.create_train_state(
-      model, config, fns, mesh, jax.random.key(int(config.seed)))
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                     keep=int(config.train.keep_checkpoints),
                                     best_metric=config.train.get("best_metric") or None)
-  start = 0
   latest = ckpt.latest_step()
+  depth_checkpoint = config.model.get("depth_checkpoint") or ""
+  depth_params = None
+  if depth_checkpoint and latest is None:  # on resume the weights come from the checkpoint
+    depth_params = load_initial_weights(depth_checkpoint, workdir, log)
+  state, state_shardings, tx, trainable_mask = ts.create_train_state(
+      model, config, fns, mesh, jax.random.key(int(config.seed)), depth_params=depth_params)
+  del depth_params
+  start = 0
   if latest is not None:
     state, data_state, start = ckpt.restore(state, latest)
     if data_state is not None:
       data.set_state(data_state)
     log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
         + (f" (already at total_steps={total})" if start >= total else ""))
+    if depth_checkpoint:
+      log(f"The weights come from that checkpoint; model.depth_checkpoint ({depth_checkpoint}) "
+          "was applied at initialisation only")
   else:
     log(f"Starting training from scratch in {workdir} ({total} steps, "
         f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")

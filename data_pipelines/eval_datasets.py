@@ -1,11 +1,15 @@
-"""Evaluation samples (interface 3): `load(name, data_dir) -> EvalDataset`, one sample per object.
+"""Evaluation samples: `load(name, data_dir) -> EvalDataset`, one sample per object.
 
-    ds = load('grabcut', '../shared/data/GrabCut')
+    ds = load("grabcut", "../shared/data/GrabCut")
     len(ds); ds.source[0]  # {'image': uint8 (H, W, 3), 'gt': int8 (H, W) 1/0/-1, 'name': str}
     ds.skipped             # [(name, reason), ...] files left out at preparation
 
 `source` is a random-access source (len / getitem) usable directly or through
 `grain.MapDataset.source(ds.source)`; images are decoded with Pillow on access.
+
+`load("procedural", config=config)` is the held-out split of the procedural depth scenes
+(generated, no folder): its samples also carry their true 'depth' (H, W), so models with
+`depth_source='external'` can be evaluated on it.
 """
 
 import dataclasses
@@ -15,7 +19,8 @@ import numpy as np
 from ois_jax.errors import DataError
 from ois_jax.data_pipelines import eval_builders, imaging, tfds_base
 
-NAMES = tuple(eval_builders.BUILDERS)
+PROCEDURAL = "procedural"
+NAMES = tuple(eval_builders.BUILDERS) + (PROCEDURAL,)
 
 
 class EvalSource:
@@ -49,21 +54,43 @@ class EvalDataset:
   name: str
   source: EvalSource
   skipped: list        # [(name, reason)]
-  prepared_dir: str    # where the array_record files live
+  prepared_dir: str    # where the array_record files live ("" for generated data)
+  has_depth: bool = False  # samples carry 'depth' (H, W)
 
   def __len__(self):
     return len(self.source)
 
 
-def load(name, data_dir, cache_dir=None, rebuild=False):
+def load_procedural(config, num_scenes: int | None = None) -> EvalDataset:
+  """The held-out ('val') procedural scenes of `config.data` (seed, size), one object each.
+
+  num_scenes: default `config.data.procedural_num_val`.
+  """
+  from ois_jax.data_pipelines import procedural
+  d = config.data
+  scenes = procedural.ProceduralScenes(
+      num_scenes=int(num_scenes or d.procedural_num_val), seed=int(d.procedural_seed), split="val",
+      size=tuple(d.procedural_size), min_area=int(d.min_object_area))
+  return EvalDataset(name=PROCEDURAL, source=procedural.ProceduralEvalSource(scenes), skipped=[],
+                     prepared_dir="", has_depth=True)
+
+
+def load(name, data_dir=None, cache_dir=None, rebuild=False, config=None, num_scenes=None):
   """Prepares (first call only; progress bars) and opens benchmark `name` read from `data_dir`.
 
-  name: grabcut | berkeley | davis345 | coco_mval | pascalvoc | hqseg44k.
+  name: grabcut | berkeley | davis345 | coco_mval | pascalvoc | hqseg44k, or procedural
+    (generated from `config.data`; no data_dir).
   cache_dir: defaults to $OIS_JAX_DATA_CACHE or ~/.cache/ois_jax/tfds.
   rebuild: prepare again although a prepared copy exists (the raw files changed).
   """
+  if name == PROCEDURAL:
+    if config is None:
+      raise DataError("the procedural dataset is generated from a config: pass config=")
+    return load_procedural(config, num_scenes)
   if name not in eval_builders.BUILDERS:
     raise DataError(f'unknown evaluation dataset {name!r}; choose one of {", ".join(NAMES)}')
+  if not data_dir:
+    raise DataError(f"{name}: give the dataset's folder (--data-dir)")
   builder = tfds_base.prepare(eval_builders.BUILDERS[name], data_dir, cache_dir, rebuild=rebuild)
   split = builder.SPLITS[0]
   meta = builder.info.metadata

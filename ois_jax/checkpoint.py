@@ -1,13 +1,23 @@
-"""Self-describing checkpoint directories: a params pytree (orbax) plus the model config (JSON).
+"""Self-describing checkpoint directories (params + the config that built them), and finding the
+weights of a training run.
 
 Layout of a checkpoint directory DIR:
 
-  DIR/ois_checkpoint.json   {"format": "ois-jax-checkpoint", "version": 1, "config": {...}}
-                            `config` is a JSON object that rebuilds the model; its "model" key
-                            names the model ("depth_anything_v2" for converted DAv2 weights, see
-                            ois_jax.models.depth.DepthConfig; "ois" for OIS models).
+  DIR/ois_checkpoint.json   {"format": "ois-jax-checkpoint", "version": 1, "config": {...},
+                             "info": {...}}
+                            `config` is a JSON object that rebuilds the model: for OIS, the run
+                            config whose "model" key is the model section (a dict); for converted
+                            DAv2 weights, "model" is "depth_anything_v2" (see
+                            ois_jax.models.depth.DepthConfig). `info` (optional) says where the
+                            weights come from, e.g. {"step": 200, "metrics": {"NoC90": 5.1}}.
   DIR/params/               orbax StandardCheckpointer save of the params pytree (nested dicts of
                             arrays, the inner dict of flax's {'params': ...}).
+
+A training workdir (`ois-jax train --workdir W`) holds W/config.json, the resumable training
+checkpoints W/checkpoints/<step>/ (orbax: state and input-pipeline state), and two
+self-describing exports: W/final (the last trained step) and W/best (the step with the best
+validation metric, when validation ran). `load_weights` accepts any of these: an export, a
+workdir (best when there is one, else the newest step) or one training step.
 
 `save_checkpoint` writes into a temporary sibling and renames it into place, so an interrupted save
 never leaves a half-written DIR, and it refuses to replace an existing checkpoint unless
@@ -16,6 +26,7 @@ dict (JSON: tuples come back as lists). Training checkpoints (optimizer state, s
 use orbax's CheckpointManager instead; this format is for weights one hands to `from_checkpoint`.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -50,9 +61,11 @@ def _config_to_dict(config: Any) -> dict:
   return config
 
 
-def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = False) -> str:
+def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = False,
+                    info: dict | None = None) -> str:
   """Save `params` (pytree of arrays) and `config` (dict / ConfigDict) to `directory`.
 
+  `info`: JSON-serialisable facts about the weights (step, metrics) kept in the metadata.
   Refuses an existing checkpoint unless `overwrite`, and never deletes a non-empty directory that
   is not a checkpoint. Returns the absolute directory path.
   """
@@ -77,6 +90,8 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.save(os.path.join(staging, PARAMS_DIR), params)
     metadata = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config}
+    if info:
+      metadata["info"] = info
     with open(os.path.join(staging, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
     # Swap into place: the old checkpoint is only removed once the new one is complete.
@@ -93,8 +108,18 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   return directory
 
 
-def load_config(directory: str) -> dict:
+def stored_config(directory: str) -> dict:
   """The config dict stored in a checkpoint directory."""
+  return _metadata(directory)["config"]
+
+
+def stored_info(directory: str) -> dict:
+  """The `info` dict stored in a checkpoint directory ({} when none)."""
+  info = _metadata(directory).get("info")
+  return info if isinstance(info, dict) else {}
+
+
+def _metadata(directory: str) -> dict:
   path = os.path.join(directory, METADATA_FILE)
   if not os.path.isdir(directory):
     raise CheckpointError(f"{directory}: no such checkpoint directory")
@@ -112,7 +137,7 @@ def load_config(directory: str) -> dict:
                           f"this ois-jax reads ({FORMAT_VERSION})")
   if not isinstance(metadata.get("config"), dict):
     raise CheckpointError(f"{path}: checkpoint metadata has no config")
-  return metadata["config"]
+  return metadata
 
 
 def load_checkpoint(directory: str) -> tuple[dict, dict]:
@@ -120,7 +145,7 @@ def load_checkpoint(directory: str) -> tuple[dict, dict]:
   import orbax.checkpoint as ocp
 
   directory = os.path.abspath(directory)
-  config = load_config(directory)
+  config = stored_config(directory)
   params_path = os.path.join(directory, PARAMS_DIR)
   if not os.path.isdir(params_path):
     raise CheckpointError(f"{params_path}: missing (the checkpoint is incomplete)")
@@ -143,3 +168,118 @@ def _to_numpy(tree: Any) -> Any:
   if hasattr(tree, "items"):
     return {str(k): _to_numpy(v) for k, v in tree.items()}
   return np.asarray(tree)
+
+
+# --- the weights of a training run -----------------------------------------------------------------
+TRAIN_CONFIG_FILE = "config.json"   # the run config, written by the trainer
+TRAIN_CHECKPOINTS = "checkpoints"   # W/checkpoints/<step>/{state, data}: resumable orbax steps
+TRAIN_STATE_ITEM = "state"
+BEST = "best"                       # W/best, W/final: self-describing exports
+FINAL = "final"
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+  """Params, the config that built them, and a one-line account of where they come from."""
+  params: dict
+  config: dict
+  source: str
+
+
+def is_workdir(path: str) -> bool:
+  """True when `path` looks like a training workdir."""
+  return os.path.isdir(path) and any(os.path.exists(os.path.join(path, name)) for name in (
+      TRAIN_CHECKPOINTS, BEST, FINAL))
+
+
+def training_steps(workdir: str) -> list[int]:
+  """The committed steps under W/checkpoints (orbax writes a step into a temporary folder first)."""
+  folder = os.path.join(workdir, TRAIN_CHECKPOINTS)
+  if not os.path.isdir(folder):
+    return []
+  return sorted(int(name) for name in os.listdir(folder)
+                if name.isdigit() and os.path.isdir(os.path.join(folder, name, TRAIN_STATE_ITEM)))
+
+
+def _describe(path: str, info: dict) -> str:
+  parts = [f"step {info['step']}"] if "step" in info else []
+  metrics = info.get("metrics") or {}
+  if info.get("best_metric") in metrics:
+    parts.append(f"best {info['best_metric']} {metrics[info['best_metric']]:.3f}")
+  return path + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _read_run_config(workdir: str) -> dict:
+  path = os.path.join(workdir, TRAIN_CONFIG_FILE)
+  try:
+    with open(path) as f:
+      config = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{workdir}: cannot read the run config {path} ({e})") from None
+  if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+    raise CheckpointError(f"{path}: not an ois-jax run config (no model section)")
+  return config
+
+
+def _load_step(step_dir: str, workdir: str) -> Weights:
+  """The params of one resumable training step, with the run's config."""
+  import jax
+  import orbax.checkpoint as ocp
+  config = _read_run_config(workdir)
+  state_path = os.path.join(step_dir, TRAIN_STATE_ITEM)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      tree = ckptr.metadata(state_path).item_metadata.tree
+      target = {"params": jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree["params"])}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+    with ocp.PyTreeCheckpointer() as ckptr:
+      restored = ckptr.restore(state_path, args=ocp.args.PyTreeRestore(
+          item=target, restore_args=restore_args, partial_restore=True))
+  except Exception as e:  # orbax/tensorstore raise many types for damaged files
+    raise CheckpointError(f"{state_path}: cannot restore the params ({type(e).__name__}: "
+                          f"{_first_line(e)}); the step is corrupt or truncated") from None
+  step = os.path.basename(os.path.normpath(step_dir))
+  return Weights(_to_numpy(restored["params"]), config, f"{step_dir} (training step {step})")
+
+
+def _check_ois(path: str, config: dict) -> None:
+  if not isinstance(config.get("model"), dict):
+    kind = config.get("model")
+    raise CheckpointError(f"{path}: holds {kind!r} weights, not an OIS model"
+                          + ("; train OIS from them with --config.model.depth_checkpoint=PATH"
+                             if kind == "depth_anything_v2" else ""))
+
+
+def load_weights(path: str, log=None) -> Weights:
+  """OIS weights from an export (W/best, W/final or any save_checkpoint folder), a training
+  workdir (its best export when there is one, else its newest step) or one training step
+  (W/checkpoints/<step>). `log(message)` hears which weights were chosen."""
+  path = os.path.normpath(os.path.abspath(os.fspath(path)))
+  if not os.path.exists(path):
+    raise CheckpointError(f"{path}: no such checkpoint, export or training workdir")
+  if os.path.exists(os.path.join(path, METADATA_FILE)):
+    params, config = load_checkpoint(path)
+    _check_ois(path, config)
+    return Weights(params, config, _describe(path, stored_info(path)))
+  parent = os.path.dirname(path)
+  if os.path.isdir(os.path.join(path, TRAIN_STATE_ITEM)) and os.path.basename(parent) == TRAIN_CHECKPOINTS:
+    return _load_step(path, os.path.dirname(parent))
+  if not is_workdir(path):
+    raise CheckpointError(f"{path}: not an ois-jax checkpoint, export or training workdir "
+                          f"(no {METADATA_FILE}, {TRAIN_CHECKPOINTS}/, {BEST}/ or {FINAL}/)")
+  best, final = os.path.join(path, BEST), os.path.join(path, FINAL)
+  steps = training_steps(path)
+  if os.path.exists(os.path.join(best, METADATA_FILE)):
+    choice, why = best, "the best validation step"
+  elif os.path.exists(os.path.join(final, METADATA_FILE)) and (
+      not steps or stored_info(final).get("step", -1) >= steps[-1]):
+    choice, why = final, "no validation ran, so the latest step"
+  elif steps:
+    choice, why = os.path.join(path, TRAIN_CHECKPOINTS, str(steps[-1])), "the latest step"
+  else:
+    raise CheckpointError(f"{path}: training workdir without weights yet (no committed step, "
+                          f"no {BEST}/ or {FINAL}/)")
+  weights = load_weights(choice)
+  if log is not None:
+    log(f"using {weights.source}: {why} of {path}")
+  return weights

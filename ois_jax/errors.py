@@ -1,4 +1,8 @@
-"""Exceptions with messages meant for users."""
+"""Exceptions with messages meant for users.
+
+The CLI prints an OISError as one line, without a traceback. Errors about a bad argument value
+(an image, clicks, a config key) also subclass ValueError, as Python's convention asks.
+"""
 
 
 class OISError(Exception):
@@ -9,12 +13,16 @@ class CheckpointError(OISError):
   """A checkpoint is missing, corrupt, of another variant, or has wrong keys/shapes."""
 
 
-class ImageError(OISError):
+class ImageError(OISError, ValueError):
   """An image file cannot be read or decoded, or an array is not an image."""
 
 
-class ClickError(OISError):
+class ClickError(OISError, ValueError):
   """Clicks are out of the image, too many, or missing."""
+
+
+class ConfigError(OISError, ValueError):
+  """A config file, key or override value is unusable."""
 
 
 class DataError(OISError):

@@ -1,6 +1,7 @@
 """`Predictor`: interactive segmentation of one image at a time, in the manner of SAM's predictor.
 
-    predictor = Predictor.from_checkpoint("ckpt/")        # or Predictor.from_config(config)
+    predictor = Predictor.from_checkpoint("runs/my_ois")  # an export, a training workdir or a step
+    predictor = Predictor.from_pretrained("ois-tiny-procedural")  # a bundled model
     predictor.set_image(image)                             # (H, W, 3) uint8, encoded once
     probs = predictor.predict([(y, x, True)])              # (H, W) float32 probabilities
     probs = predictor.predict([(y, x, True), (y2, x2, False)], prev_mask=probs)
@@ -34,30 +35,51 @@ class Predictor:
     self.input_size = c.input_size
     self.num_positive = c.num_positive_slots
     self.num_negative = c.num_negative_slots
+    self.source = "random initialisation"  # where the weights come from, for messages
     self._encode, self._predict = _compiled(model)
-    self._state = None
-    self._tf = None
+    self._set_image_state()
+
+  def _set_image_state(self, state=None, tf=None, back=None, to_model=None) -> None:
+    """All per-image state in one place: the encoded image and its geometry (None: no image)."""
+    self._state = state        # the model's per-image state (encode_image)
+    self._tf = tf              # transforms.Transform of the image
+    self._back = back          # (Mh, Mw): model space -> original resolution
+    self._to_model = to_model  # (Ph, Pw): original resolution -> model space
 
   @classmethod
   def from_config(cls, config, params: dict | None = None, seed: int = 0) -> "Predictor":
-    """config: a full config (with .model) or its model section; params None -> random init."""
+    """config: a full config (with .model) or its model section; params None -> random init.
+
+    Given params are checked against the model the config builds (all mismatches in one
+    CheckpointError)."""
     model_cfg = config.model if hasattr(config, "model") else config
     model = ois.build_model(model_cfg)
     if params is None:
       params = ois.init_params(model, jax.random.key(seed))
+    else:
+      ois.check_params(model, params)
     return cls(model, params, config)
 
   @classmethod
-  def from_checkpoint(cls, path: str) -> "Predictor":
-    """An OIS checkpoint directory written by `ois_jax.checkpoint.save_checkpoint`."""
-    from ois_jax.checkpoint import load_checkpoint  # lazy: orbax is slow to import
-    from ois_jax.errors import CheckpointError
-    params, config = load_checkpoint(path)
-    model_cfg = config.get("model")
-    if not isinstance(model_cfg, dict):
-      raise CheckpointError(f"{path}: not an OIS checkpoint (its config names model {model_cfg!r}); "
-                            "a DepthAnythingV2 checkpoint is loaded with ois_jax.models.ois.init_from_depth")
-    return cls.from_config(model_cfg, params=params)
+  def from_checkpoint(cls, path: str, log=None) -> "Predictor":
+    """OIS weights from an export (`save_checkpoint` folder, W/best, W/final), a training workdir
+    (its best step when validation ran, else its latest) or one training step W/checkpoints/N.
+    `log(message)` hears which weights of a workdir were chosen."""
+    from ois_jax.checkpoint import load_weights  # lazy: orbax is slow to import
+    return cls._from_weights(load_weights(path, log=log))
+
+  @classmethod
+  def from_pretrained(cls, name: str) -> "Predictor":
+    """A model bundled with ois-jax, e.g. "ois-tiny-procedural" (see ois_jax.pretrained)."""
+    from ois_jax import pretrained
+    return cls._from_weights(pretrained.load(name))
+
+  @classmethod
+  def _from_weights(cls, weights) -> "Predictor":
+    import ml_collections
+    predictor = cls.from_config(ml_collections.ConfigDict(weights.config), params=weights.params)
+    predictor.source = weights.source
+    return predictor
 
   # --- per image --------------------------------------------------------------------
   def set_image(self, image: np.ndarray, depth: np.ndarray | None = None) -> None:
@@ -69,13 +91,12 @@ class Predictor:
         raise ImageError(f"this model takes an external depth map of shape {tf.orig_hw}, "
                          f"got {None if depth is None else np.shape(depth)}")
       depth_model = jnp.asarray(transforms.map_to_model(depth, tf))[None]
-    self._state = self._encode(self.params, jnp.asarray(x)[None], depth_model)
-    self._tf = tf
-    self._back = tuple(jnp.asarray(m) for m in tf.resize_back_matrices())
-    self._to_model = tuple(jnp.asarray(m) for m in tf.to_model_matrices())
+    self._set_image_state(self._encode(self.params, jnp.asarray(x)[None], depth_model), tf,
+                          tuple(jnp.asarray(m) for m in tf.resize_back_matrices()),
+                          tuple(jnp.asarray(m) for m in tf.to_model_matrices()))
 
   def reset_image(self) -> None:
-    self._state = self._tf = None
+    self._set_image_state()
 
   @property
   def is_image_set(self) -> bool:
@@ -94,10 +115,7 @@ class Predictor:
     if prev_mask is None:
       prev, has_prev = jnp.zeros((h, w), jnp.float32), False
     else:
-      prev_mask = np.asarray(prev_mask)
-      if prev_mask.shape != (h, w):
-        raise ClickError(f"prev_mask has shape {prev_mask.shape}, expected the image's {(h, w)}")
-      prev, has_prev = jnp.asarray(prev_mask, jnp.float32), True
+      prev, has_prev = jnp.asarray(_check_prev_mask(prev_mask, (h, w))), True
     out = self._predict(self.params, self._state, model_clicks, prev, jnp.asarray([has_prev]),
                         self._to_model, self._back, return_logits)
     return np.asarray(out)
@@ -106,16 +124,7 @@ class Predictor:
     clicks = list(clicks)
     if not clicks:
       raise ClickError("no clicks given: predict() needs at least one (y, x, is_positive) click")
-    parsed = []
-    for i, click in enumerate(clicks):
-      try:
-        y, x, is_positive = click
-        y, x = float(y), float(x)
-      except (TypeError, ValueError):
-        raise ClickError(f"click {i} is {click!r}; expected (y, x, is_positive)") from None
-      if not (0 <= y <= h - 1 and 0 <= x <= w - 1):
-        raise ClickError(f"click {i} at (y={y:g}, x={x:g}) is outside the {h}x{w} image")
-      parsed.append((y, x, bool(is_positive)))
+    parsed = [check_click(click, i, (h, w)) for i, click in enumerate(clicks)]
     n_pos = sum(p for _, _, p in parsed)
     if n_pos > self.num_positive:
       raise ClickError(f"{n_pos} positive clicks; the model has {self.num_positive} positive slots")
@@ -125,6 +134,51 @@ class Predictor:
     yx = self._tf.to_model_coords(np.array([(y, x) for y, x, _ in parsed], np.float32))
     model_clicks = [(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, parsed)]
     return Clicks.from_lists([model_clicks], self.num_positive, self.num_negative)
+
+
+def check_click(click, index: int, hw: tuple[int, int]) -> tuple[float, float, bool]:
+  """(y, x, is_positive) with finite coordinates inside the (H, W) image and a real boolean label
+  (True / False, 1 / 0); ClickError (a ValueError) otherwise. A string label such as "False" is
+  refused: it would be truthy."""
+  try:
+    y, x, label = click
+  except (TypeError, ValueError):
+    raise ClickError(f"click {index} is {click!r}; expected (y, x, is_positive)") from None
+  if isinstance(label, (bool, np.bool_)) or (isinstance(label, (int, np.integer)) and label in (0, 1)):
+    positive = bool(label)
+  else:
+    raise ClickError(f"click {index} has label {label!r}; expected True (positive) or False (negative)")
+  try:
+    if isinstance(y, (str, bytes)) or isinstance(x, (str, bytes)):
+      raise TypeError
+    y, x = float(y), float(x)
+  except (TypeError, ValueError):
+    raise ClickError(f"click {index} is {click!r}; y and x must be numbers") from None
+  h, w = hw
+  if not (np.isfinite(y) and np.isfinite(x) and 0 <= y <= h - 1 and 0 <= x <= w - 1):
+    raise ClickError(f"click {index} at (y={y:g}, x={x:g}) is outside the {h}x{w} image")
+  return y, x, positive
+
+
+def _check_prev_mask(prev_mask, hw: tuple[int, int]) -> np.ndarray:
+  """The previous round's (H, W) bool mask or probabilities in [0, 1], as float32."""
+  try:
+    values = np.asarray(prev_mask)
+  except (TypeError, ValueError):
+    raise ClickError(f"prev_mask is not an array ({type(prev_mask).__name__})") from None
+  if values.shape != hw:
+    raise ClickError(f"prev_mask has shape {values.shape}, expected the image's {hw}")
+  if values.dtype != bool and not np.issubdtype(values.dtype, np.number):
+    raise ClickError(f"prev_mask has dtype {values.dtype}; expected bool or probabilities in [0, 1]")
+  values = values.astype(np.float32)
+  bad = ~np.isfinite(values)
+  if bad.any():
+    raise ClickError(f"prev_mask has {int(bad.sum())} NaN or infinite values; expected "
+                     "probabilities in [0, 1]")
+  if values.min(initial=0.0) < 0.0 or values.max(initial=0.0) > 1.0:
+    raise ClickError(f"prev_mask values span [{values.min():g}, {values.max():g}]; expected "
+                     "probabilities in [0, 1] (pass the previous predict() output)")
+  return values
 
 
 @functools.lru_cache(maxsize=16)

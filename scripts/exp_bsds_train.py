@@ -1,11 +1,11 @@
 """Must-show 1: the tiny config trained on BSDS500 for a few minutes lowers the training loss and
 improves NoC90 on held-out images versus its initialisation. Prints JSON.
 
-  python scripts/exp_bsds_train.py --steps 4000 --minutes 10 --workdir /tmp/exp_bsds \
+  python scripts/exp_bsds_train.py --steps 4000 --workdir /tmp/exp_bsds \
       --benchmarks grabcut=../shared/data/GrabCut berkeley=../shared/data/Berkeley
 Held-out: the BSDS500 'val' split (one object per image: the largest covering at most half of
 the image), never trained on, and any benchmarks given (Berkeley's images are excluded from
-training by default). Training stops at --steps or after --minutes, whichever comes first.
+training by default). Training runs exactly --steps steps.
 """
 
 import argparse
@@ -16,8 +16,8 @@ import numpy as np
 
 from ois_jax.configs import ois_tiny
 from ois_jax.data_pipelines import eval_datasets
-from ois_jax.cli import segment as segment_cli
-from ois_jax.evaluation import metrics
+from ois_jax.config import apply_overrides
+from ois_jax.evaluation import evaluator
 from ois_jax.training import train_step as ts, trainer, validation
 
 
@@ -26,7 +26,6 @@ KEYS = ("NoC85", "NoC90", "NoF90", "mIoU@1", "mIoU@5", "mIoU@20")
 
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--minutes", type=float, default=5)
   p.add_argument("--steps", type=int, default=600)
   p.add_argument("--data-dir", default="../shared/data/BSDS500")
   p.add_argument("--workdir", default="/tmp/exp_bsds")
@@ -37,7 +36,7 @@ def main():
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="config overrides, e.g. model.use_order=False train.learning_rate=3e-4")
   args = p.parse_args()
-  config = segment_cli.apply_overrides(ois_tiny.get_config(), args.set)
+  config = apply_overrides(ois_tiny.get_config(), args.set)
   config.seed = args.seed
   config.data.dataset, config.data_dir = "bsds500", args.data_dir
   config.total_steps = args.steps
@@ -50,13 +49,13 @@ def main():
     name, directory = item.split("=", 1)
     source = eval_datasets.load(name, directory).source
     heldout[name] = [source[i] for i in range(len(source))]
-  validators = {name: validation.Validator(config, model, fns, samples)
+  validators = {name: evaluator.Evaluator(model, config, samples, cache=True)
                 for name, samples in heldout.items()}
   init = fns.init_params(model, jax.random.key(config.seed))
-  before = {name: metrics.summarize(v.ious(init)) for name, v in validators.items()}
-  summary = trainer.train(config, args.workdir, time_limit_s=args.minutes * 60, quiet=True)
+  before = {name: v.run(init).metrics for name, v in validators.items()}
+  summary = trainer.train(config, args.workdir, quiet=True)
   trained = summary["state"]["params"]
-  after = {name: metrics.summarize(v.ious(trained)) for name, v in validators.items()}
+  after = {name: v.run(trained).metrics for name, v in validators.items()}
   losses = [h["loss"] for h in summary["history"]]
   k = max(1, len(losses) // 10)
   print(json.dumps({

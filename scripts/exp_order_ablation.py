@@ -21,7 +21,7 @@ import numpy as np
 
 from ois_jax.configs import ois_tiny
 from ois_jax import transforms
-from ois_jax.evaluation import clicker, evaluator, metrics
+from ois_jax.evaluation import clicker, evaluator
 from ois_jax.models import ois as ois_lib, prompts
 from ois_jax.training import train_step as ts, trainer, validation
 
@@ -33,11 +33,11 @@ def attention_on_target(config, model, params, samples) -> dict:
   npos, nneg = int(config.model.num_positive_slots), int(config.model.num_negative_slots)
   shares, target_share = {}, []
   for sample in samples:
-    prepared = evaluator.prepare(sample, size)
+    prepared = evaluator.prepare(sample, size, with_depth=True)
+    depth = prepared.depth
     h, w = transforms.make_transform(prepared.gt.shape, size).resized_hw
     gt = np.zeros((size, size), np.float32)
     gt[:h, :w] = cv2.resize((prepared.gt > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-    depth = validation.model_depth(sample["depth"], (h, w), size)
     no_mask = np.zeros(gt.shape, bool)
     y, x, _ = clicker.next_click(gt.astype(np.int32), no_mask, no_mask)  # the protocol's first click
     target = gt.reshape(grid, ois_lib.PATCH_SIZE, grid, ois_lib.PATCH_SIZE).mean((1, 3)).ravel() > 0.5
@@ -76,9 +76,8 @@ def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int)
   fns = ts.ois_fns()
   model = fns.build_model(config.model)
   samples = validation.heldout_samples(config, eval_samples)
-  validator = validation.Validator(config, model, fns, samples)
   params = summary["state"]["params"]
-  m = metrics.summarize(validator.ious(params))
+  m = evaluator.evaluate(model, params, config, samples, progress=False).metrics
   losses = [h["loss"] for h in summary["history"]]
   return {"seed": seed, "use_order": use_order, "NoC85": m["NoC85"], "NoC90": m["NoC90"],
           "mIoU@5": m["mIoU@5"], "mIoU@20": m["mIoU@20"],

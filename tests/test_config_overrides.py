@@ -3,7 +3,7 @@
 import pytest
 
 from ois_jax.configs import ois_tiny
-from ois_jax.cli.segment import apply_overrides
+from ois_jax.config import apply_overrides
 from ois_jax.errors import OISError
 
 

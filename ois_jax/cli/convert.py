@@ -44,8 +44,8 @@ def main(argv: list[str]) -> int:
       raise CheckpointError(f"{args.dst}: converting a Flax checkpoint needs a .pth, .pt or "
                             ".safetensors output file")
     if args.variant is not None:
-      from ois_jax.checkpoint import load_config
-      stored = load_config(args.src).get("variant")
+      from ois_jax.checkpoint import stored_config
+      stored = stored_config(args.src).get("variant")
       if stored != args.variant:
         raise CheckpointError(f"{args.src}: holds a DepthAnythingV2 {stored} checkpoint, but "
                               f"variant {args.variant} was asked for")

@@ -1,40 +1,27 @@
-"""`ois-jax evaluate`: the standard click-loop benchmark of a checkpoint (or a seed-initialised config).
+"""`ois-jax evaluate`: the standard click-loop benchmark of a model on a dataset.
 
-  ois-jax evaluate --config configs/ois_tiny.py --dataset grabcut --data-dir ../shared/data/GrabCut
-  ois-jax evaluate --checkpoint runs/ois_vitb/ckpt --dataset davis345 --data-dir .../DAVIS345 --out runs/eval/davis
+  ois-jax evaluate --model ois-tiny-procedural --dataset procedural --limit 100
+  ois-jax evaluate --checkpoint runs/vits --dataset grabcut --data-dir ../shared/data/GrabCut
+  ois-jax evaluate --config configs/ois_tiny.py --dataset davis345 --data-dir ../shared/data/DAVIS345
 
+The model comes from --checkpoint (an export, a training workdir: its best step, else its latest,
+or one step WORKDIR/checkpoints/N), --model (a bundled model) or --config (random weights from the
+config seed). `--dataset procedural` is the generated held-out split of the procedural depth
+scenes (no folder; the samples carry their depth, so external-depth models evaluate too).
 Writes OUT/metrics.json, OUT/ious.csv (per-sample IoU curves and clicks) and OUT/miou_vs_clicks.png,
 and prints a table in the layout of the paper's Table 1.
 """
 
 import argparse
-import importlib
-import importlib.util
 import os
 
+from ois_jax.cli import _common
 from ois_jax.errors import OISError
 
-DATASETS = ("grabcut", "berkeley", "davis345", "coco_mval", "pascalvoc", "hqseg44k")
 
-
-def load_config(spec: str):
-  """A config from a file path (configs/ois_tiny.py) or a module name (ois_tiny, configs.ois_tiny)."""
-  if os.path.isfile(spec):
-    module_spec = importlib.util.spec_from_file_location("_ois_eval_config", spec)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-      module_spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - a broken config file is a user error
-      raise OISError(f"{spec}: cannot load config ({type(e).__name__}: {e})") from None
-  else:
-    name = spec if spec.startswith("ois_jax.configs.") else f"ois_jax.configs.{spec}"
-    try:
-      module = importlib.import_module(name.removesuffix(".py"))
-    except ImportError:
-      raise OISError(f"{spec}: no such config file or module") from None
-  if not hasattr(module, "get_config"):
-    raise OISError(f"{spec}: config has no get_config()")
-  return module.get_config()
+def dataset_names():
+  from ois_jax.data_pipelines import eval_datasets
+  return eval_datasets.NAMES
 
 
 class Limited:
@@ -52,82 +39,98 @@ class Limited:
     return self.source[i]
 
 
-def parse_args(argv):
-  p = argparse.ArgumentParser(prog="ois-jax evaluate", description=__doc__.split("\n")[0])
-  p.add_argument("--config", help="config file or name (needed unless --checkpoint is given)")
-  p.add_argument("--checkpoint", help="checkpoint directory (without it: weights from the config seed)")
-  p.add_argument("--dataset", required=True, choices=DATASETS)
-  p.add_argument("--data-dir", required=True, help="the dataset's folder (read in place)")
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="ois-jax evaluate", description=__doc__.split("\n")[0],
+                              epilog=__doc__.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  _common.add_model_arguments(p)
+  p.add_argument("--dataset", required=True, help=f"one of: {', '.join(dataset_names())}")
+  p.add_argument("--data-dir", help="the dataset's folder (read in place; not for procedural)")
   p.add_argument("--cache-dir", default=None, help="where the tfds builders may prepare data")
+  p.add_argument("--rebuild", action="store_true",
+                 help="prepare the dataset again although a prepared copy exists")
   p.add_argument("--max-clicks", type=int, default=20)
   p.add_argument("--batch-size", type=int, default=None, help="default: config.eval.batch_size")
-  p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+  p.add_argument("--limit", type=int, default=None,
+                 help="evaluate only the first N samples (procedural: N held-out scenes)")
   p.add_argument("--canvas-multiple", type=int, default=64,
                  help="round canvases up to this many pixels (fewer compiles vs less padding)")
-  p.add_argument("--out", default=None, help="output folder (default runs/eval/CONFIG_DATASET)")
+  p.add_argument("--out", default=None, help="output folder (default runs/eval/NAME_DATASET)")
   p.add_argument("--overwrite", action="store_true", help="replace an existing OUT/metrics.json")
   p.add_argument("--no-progress", action="store_true")
-  return p.parse_args(argv)
+  return p
 
 
-def build(args):
-  """(model, params, config, checkpoint label) from --config / --checkpoint."""
-  import jax
-  import ml_collections
+def check_args(args) -> None:
+  """Argument problems, found before any model is built."""
+  if args.dataset not in dataset_names():
+    raise OISError(f"--dataset {args.dataset}: unknown; choose one of {', '.join(dataset_names())}")
+  for flag, value, low in (("--max-clicks", args.max_clicks, 1), ("--limit", args.limit, 1),
+                           ("--batch-size", args.batch_size, 1), ("--canvas-multiple", args.canvas_multiple, 1)):
+    if value is not None and value < low:
+      raise OISError(f"{flag} must be >= {low}, got {value}")
+  if args.dataset == "procedural":
+    if args.data_dir:
+      raise OISError("--dataset procedural is generated: drop --data-dir")
+  elif not args.data_dir:
+    raise OISError(f"--dataset {args.dataset} needs --data-dir (the dataset's folder)")
+  elif not os.path.isdir(args.data_dir):
+    raise OISError(f"--data-dir {args.data_dir}: no such folder")
 
-  from ois_jax.models import ois
 
-  config = load_config(args.config) if args.config else None
-  params = None
+def label_of(args, config) -> str:
+  if args.model:
+    return args.model
   if args.checkpoint:
-    from ois_jax.checkpoint import load_checkpoint
-    params, ckpt_config = load_checkpoint(args.checkpoint)
-    ckpt_config = ml_collections.ConfigDict(ckpt_config)
-    if config is None:
-      config = ckpt_config
-    else:  # the params must match the architecture they were saved with
-      config.model = ckpt_config.model
-  if config is None:
-    raise OISError("give --config, --checkpoint, or both")
-  model = ois.build_model(config.model)
-  if params is None:
-    params = ois.init_params(model, jax.random.PRNGKey(int(config.get("seed", 0))))
-  return model, params, config
+    return os.path.basename(os.path.normpath(args.checkpoint))
+  return f"{config.get('name', 'model')} (init)"
 
 
 def main(argv=None) -> int:
-  args = parse_args(argv)
-  if args.max_clicks < 1:
-    raise OISError(f"--max-clicks must be >= 1, got {args.max_clicks}")
-  if not os.path.isdir(args.data_dir):
-    raise OISError(f"--data-dir {args.data_dir}: no such folder")
-  config_name = args.config or os.path.basename(os.path.normpath(args.checkpoint or "checkpoint"))
-  out_dir = args.out or os.path.join(
-      "runs", "eval", f"{os.path.basename(config_name).removesuffix('.py')}_{args.dataset}")
+  args = _common.parse_with_overrides(build_parser(), argv)
+  check_args(args)
+  config, params, source = _common.load_model(args)
+  name = args.model or (os.path.basename(os.path.normpath(args.checkpoint)) if args.checkpoint
+                        else config.get("name", "model"))
+  out_dir = args.out or os.path.join("runs", "eval", f"{name}_{args.dataset}")
   from ois_jax.evaluation import report
   if os.path.exists(os.path.join(out_dir, report.METRICS_FILE)) and not args.overwrite:
     raise OISError(f"{out_dir} already holds {report.METRICS_FILE}; pass --overwrite or another --out")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise OISError(f"--out {out_dir}: is a file; give a folder")
 
-  model, params, config = build(args)
+  import jax
+
   from ois_jax.data_pipelines import eval_datasets
   from ois_jax.evaluation import evaluate
-  dataset = eval_datasets.load(args.dataset, args.data_dir, cache_dir=args.cache_dir)
+  from ois_jax.models import ois
+  model = ois.build_model(config.model)
+  if params is None:
+    params = ois.init_params(model, jax.random.key(int(config.get("seed", 0))))
+  else:
+    ois.check_params(model, params)
+  print(f"weights: {source}")
+  dataset = eval_datasets.load(args.dataset, args.data_dir, cache_dir=args.cache_dir,
+                               rebuild=args.rebuild, config=config, num_scenes=args.limit)
+  if config.model.depth_source == "external" and not dataset.has_depth:
+    raise OISError(f"this model takes external depth maps (model.depth_source='external') and "
+                   f"{args.dataset} has none; evaluate it on --dataset procedural")
   samples = dataset
-  if args.limit is not None:
+  if args.limit is not None and args.dataset != "procedural":
     class _View:
       source = Limited(dataset.source, args.limit)
-      skipped = list(getattr(dataset, "skipped", []))
+      skipped = list(dataset.skipped)
     samples = _View()
   result = evaluate(model, params, config, samples, batch_size=args.batch_size,
                     max_clicks=args.max_clicks, progress=not args.no_progress,
                     canvas_multiple=args.canvas_multiple)
 
   os.makedirs(out_dir, exist_ok=True)
-  record = report.metrics_record(result, args.dataset, args.checkpoint,
-                                 config.get("name", config_name), config.to_dict())
+  record = report.metrics_record(result, args.dataset, args.checkpoint or args.model,
+                                 config.get("name", name), config.to_dict())
   record["config_file"] = args.config
-  label = (os.path.basename(os.path.normpath(args.checkpoint)) if args.checkpoint
-           else f"{config.get('name', config_name)} (init)")
+  record["weights"] = source
+  label = label_of(args, config)
   metrics_path = report.write_metrics(out_dir, record)
   report.write_curves(out_dir, result)
   curve = report.miou_curve(record)
@@ -136,7 +139,7 @@ def main(argv=None) -> int:
   print(f"\n{args.dataset}: {result.metrics['num_samples']} samples, "
         f"{len(result.skipped)} skipped, {args.max_clicks} clicks each")
   print(report.format_table([(label, result.metrics)]))
-  for name, reason in result.skipped:
-    print(f"skipped {name}: {reason}")
+  for skipped_name, reason in result.skipped:
+    print(f"skipped {skipped_name}: {reason}")
   print(f"wrote {metrics_path}, {os.path.join(out_dir, report.CURVES_FILE)}, {plot_path}")
   return 0

@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     raise OISError("--minutes must be positive")
 
   import jax
-  from ois_jax.evaluation import metrics as metrics_lib, report
+  from ois_jax.evaluation import report
   from ois_jax.training import train_step as ts, trainer, validation
 
   config, root = build_config(args.data_dir, args.minutes, args.steps)
@@ -76,19 +76,19 @@ def main(argv: list[str]) -> int:
         f"({config.data_dir or 'generated scenes'}) for up to {args.minutes:g} min, "
         f"workdir {os.path.abspath(args.workdir)}")
   config.eval.num_samples = 0  # evaluated below, before and after training
-  summary = trainer.train(config, args.workdir, time_limit_s=args.minutes * 60)
+  summary = trainer.train(config, args.workdir)
 
   name, samples = eval_samples(config, root, args.eval_samples)
   fns = ts.ois_fns()
   model = fns.build_model(config.model)
-  validator = validation.Validator(config, model, fns, samples)
+  validator = validation.make_validator(config, model, fns, samples)
   init_params = fns.init_params(model, jax.random.key(int(config.seed)))
   rows, curves = [], []
   for label, params in (("init", init_params), ("trained", summary["state"]["params"])):
-    m = metrics_lib.summarize(validator.ious(params))
+    m = validator.run(params).metrics
     rows.append((f"{config.name} {label}", m))
     curves.append((label, report.miou_curve(m)))
-  print(f"\n{name}: {validator.num_samples} samples, {config.eval.max_clicks} clicks, "
+  print(f"\n{name}: {len(samples)} samples, {config.eval.max_clicks} clicks, "
         f"{summary['final_step']} training steps")
   print(report.format_table(rows))
   plot = report.plot_curves(os.path.join(args.workdir, report.PLOT_FILE), curves,

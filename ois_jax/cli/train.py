@@ -1,55 +1,47 @@
-"""`ois-jax train --config CFG --workdir DIR [--config.KEY=VALUE ...]`.
+"""`ois-jax train --config CFG --workdir DIR [--config.KEY=VALUE ...]`
 
-Config files are Python files with `get_config()` (ml_collections config_flags); any key can be
-overridden on the command line. Running again on the same workdir resumes from its latest
-checkpoint. The resolved config is written to `DIR/config.json`.
+Trains OIS from a config (a file with `get_config()`, `file.py:arg`, or an installed config name;
+any key can be overridden: `--config.total_steps=2000`, or `--set total_steps=2000`). Running
+again on the same workdir resumes from its latest checkpoint. The workdir receives the resolved
+`config.json`, resumable checkpoints `checkpoints/<step>/`, and the self-describing weights
+`final/` (last step) and `best/` (best validation step) that `ois-jax evaluate --checkpoint DIR`,
+`ois-jax segment --checkpoint DIR` and `Predictor.from_checkpoint(DIR)` load. Start from
+DepthAnythingV2 weights with `--config.model.depth_checkpoint=PATH` (a converted folder, or a
+.pth / .safetensors file).
 """
 
+import argparse
 import sys
 
-from absl import flags
-from ml_collections import config_flags
+from ois_jax.cli import _common
+from ois_jax.errors import ConfigError
 
-from ois_jax.errors import OISError
+
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="ois-jax train", description=__doc__.split("\n\n")[0],
+                              epilog=__doc__.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--config", help="config file, `file.py:arg` or installed config name (required)")
+  p.add_argument("--workdir", help="folder for checkpoints, logs, config.json and the weights (required)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="config override (repeatable); --config.KEY=VALUE works too")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  return p
 
 
 def parse(argv: list[str]):
-  """Parses argv (without the program name) into (config, workdir, quiet) with fresh flag values."""
-  fv = flags.FlagValues()
-  full_argv = ["ois-jax train"] + list(argv)
-  # sys_argv: the overrides come from the dispatcher's argv, not from sys.argv.
-  config_flags.DEFINE_config_file("config", None, "Training config file (get_config()).",
-                                  flag_values=fv, lock_config=False, sys_argv=full_argv)
-  flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and config.json.",
-                      flag_values=fv)
-  flags.DEFINE_bool("quiet", False, "No progress bar.", flag_values=fv)
-  if any(a in ("-h", "--help", "--helpfull") for a in argv):
-    print(__doc__.strip())
-    print(fv.main_module_help() if hasattr(fv, "main_module_help") else "")
-    return None
-  try:
-    fv(full_argv)
-  except (flags.Error, OSError, ImportError, SyntaxError) as e:
-    raise OISError(str(e).splitlines()[0] + (" (" + str(e).splitlines()[-1].strip() + ")"
-                                             if "\n" in str(e) else "")) from e
-  try:
-    config = fv.config  # a config that failed to load is a proxy raising on first use
-    if config is not None:
-      config.get("name")
-  except (OSError, ImportError, AttributeError, SyntaxError, flags.Error) as e:
-    raise OISError(f"cannot load the config: {str(e).splitlines()[-1].strip()}") from e
-  if config is None:
-    raise OISError("--config is required (e.g. --config configs/ois_tiny.py)")
-  if not fv.workdir:
-    raise OISError("--workdir is required")
-  return config, fv.workdir, fv.quiet
+  """(config, workdir, quiet) from the command line."""
+  from ois_jax import config as config_lib
+  args = _common.parse_with_overrides(build_parser(), argv)
+  if not args.config:
+    raise ConfigError("--config is required (e.g. --config configs/ois_tiny.py)")
+  if not args.workdir:
+    raise ConfigError("--workdir is required")
+  return config_lib.load_config(args.config, args.set), args.workdir, args.quiet
 
 
 def main(argv: list[str]) -> int:
-  parsed = parse(argv)
-  if parsed is None:
-    return 0
-  config, workdir, quiet = parsed
+  config, workdir, quiet = parse(argv)
   from ois_jax.training import trainer
   summary = trainer.train(config, workdir, quiet=quiet)
   last = summary["history"][-1] if summary["history"] else {}

@@ -1,13 +1,21 @@
-"""`evaluate`: the standard click-loop benchmark of a model on a set of samples.
+"""The standard click-loop benchmark of a model on a set of samples: `Evaluator` and `evaluate`.
 
-Samples are streamed, prepared on the host (resize + pad to the model input, resize-back matrices),
-grouped into batches by canvas bucket (original H, W rounded up to `canvas_multiple`, so one
-compiled loop serves many image sizes) and run by one jitted function per (batch, canvas) shape:
-encode once, then all clicks under `jax.lax.scan` (simulator.click_loop). Unusable samples (unreadable
-file, empty mask, image/mask size mismatch) are skipped with a reason and never enter the averages.
+One evaluator serves `ois-jax evaluate`, validation during training, the quickstart and the
+scripts. Samples are prepared on the host (resize + pad to the model input, resize-back matrices,
+and for models with `depth_source='external'` the sample's depth map in model space), grouped into
+batches by canvas bucket (original H, W rounded up to `canvas_multiple`, so one compiled loop
+serves many image sizes) and run by one jitted function per (batch, canvas) shape: encode once,
+then all clicks under `jax.lax.scan` (simulator.click_loop). Unusable samples (unreadable file,
+empty mask, image/mask size mismatch, no depth map for an external-depth model) are skipped with
+a reason and never enter the averages.
+
+  result = evaluate(model, params, config, samples)        # stream a dataset once
+  evaluator = Evaluator(model, config, samples, cache=True) # fixed samples, many params
+  metrics = evaluator(params)                               # e.g. validation during training
 """
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -16,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ois_jax.errors import OISError
 from ois_jax.evaluation import clicker, metrics, simulator
 
 
@@ -42,6 +49,7 @@ class Prepared:
   scale: float
   to_model_h: np.ndarray   # (S, H) float32
   to_model_w: np.ndarray   # (S, W) float32
+  depth: np.ndarray | None = None  # (S, S) float32 model-space depth (depth_source='external')
 
 
 def default_fns():
@@ -66,16 +74,29 @@ def check_sample(sample: dict) -> tuple[np.ndarray, np.ndarray]:
   return image, gt.astype(np.int8)
 
 
-def prepare(sample: dict, input_size: int) -> Prepared:
-  """Host-side preprocessing of one validated sample (raises OISError when unusable)."""
+def prepare(sample: dict, input_size: int, with_depth: bool = False) -> Prepared:
+  """Host-side preprocessing of one validated sample (raises OISError when unusable).
+
+  with_depth: the sample's 'depth' (H, W) is mapped into model space like the image (bilinear,
+  zero padding: `transforms.map_to_model`, the same mapping as `Predictor.set_image`).
+  """
   from ois_jax import transforms
+  from ois_jax.errors import DataError
   image, gt = check_sample(sample)
   x, tf = transforms.preprocess(image, input_size)
   mh, mw = tf.resize_back_matrices()
   ph, pw = tf.to_model_matrices()
   f32 = lambda a: np.asarray(a, np.float32)
+  depth = None
+  if with_depth:
+    if sample.get("depth") is None:
+      raise DataError("no depth map (the model takes depth_source='external')")
+    depth = np.asarray(sample["depth"], np.float32)
+    if depth.shape != gt.shape:
+      raise DataError(f"depth map has shape {depth.shape}, expected the image's {gt.shape}")
+    depth = transforms.map_to_model(depth, tf)
   return Prepared(str(sample.get("name", "")), f32(x), gt, f32(mh), f32(mw), float(tf.scale),
-                  f32(ph), f32(pw))
+                  f32(ph), f32(pw), depth)
 
 
 def canvas_for(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -108,14 +129,21 @@ def make_batch(items: Sequence[Prepared], batch_size: int, canvas: tuple[int, in
   return images, simulator.LoopBatch(gt, valid, resize_h, resize_w, scale, to_model_h, to_model_w)
 
 
+def stack_depth(items: Sequence[Prepared], batch_size: int, input_size: int) -> np.ndarray | None:
+  """(batch_size, S, S) float32 model-space depth of the items (zeros for dummy rows), or None."""
+  if not items or items[0].depth is None:
+    return None
+  depth = np.zeros((batch_size, input_size, input_size), np.float32)
+  depth[:len(items)] = np.stack([p.depth for p in items])
+  return depth
+
+
 class ClickLoopRunner:
   """Compiled click loops, one per (batch, canvas) shape, with compile time kept out of timings."""
 
   def __init__(self, model, config, max_clicks: int, threshold: float | None = None,
                encode_fn: Callable | None = None, decode_fn: Callable | None = None):
-    if config.model.get("depth_source", "head") == "external":
-      raise OISError("evaluate: depth_source='external' needs per-image depth maps, which the "
-                     "benchmark datasets do not provide; evaluate a config with depth_source='head'")
+    self.external_depth = config.model.get("depth_source", "head") == "external"
     if encode_fn is None or decode_fn is None:
       encode_fn, decode_fn = default_fns()
     self.model, self.config = model, config
@@ -127,7 +155,7 @@ class ClickLoopRunner:
     self.num_negative = int(config.model.get("num_negative_slots", 24))
     self._compiled = {}
     self._jitted = jax.jit(self._run)
-    self._encode = jax.jit(lambda params, images: encode_fn(model, params, images))
+    self._encode = jax.jit(lambda params, images, depth: encode_fn(model, params, images, depth))
     self._predict = jax.jit(self._predict_impl)
 
   def empty_clicks(self, batch: int):
@@ -135,8 +163,8 @@ class ClickLoopRunner:
     empty = Clicks.empty(batch, self.num_positive, self.num_negative)
     return jax.tree_util.tree_map(jnp.asarray, empty)
 
-  def _run(self, params, images, batch: simulator.LoopBatch) -> simulator.LoopOutput:
-    state = self.encode_fn(self.model, params, images)
+  def _run(self, params, images, batch: simulator.LoopBatch, depth=None) -> simulator.LoopOutput:
+    state = self.encode_fn(self.model, params, images, depth)
     decode = lambda st, clicks, prev, has_prev: self.decode_fn(self.model, params, st, clicks, prev,
                                                                has_prev)
     return simulator.click_loop(decode, state, batch, self.empty_clicks(images.shape[0]),
@@ -146,28 +174,32 @@ class ClickLoopRunner:
     logits = self.decode_fn(self.model, params, state, clicks, prev, has_prev)
     return simulator.to_original(logits, batch, self.threshold)
 
-  def compiled(self, params, images, batch):
-    key = (images.shape, batch.gt.shape)
+  def compiled(self, params, images, batch, depth=None):
+    key = (images.shape, batch.gt.shape, depth is None)
     if key not in self._compiled:
-      self._compiled[key] = self._jitted.lower(params, images, batch).compile()
+      self._compiled[key] = self._jitted.lower(params, images, batch, depth).compile()
     return self._compiled[key]
 
-  def run(self, params, images, batch) -> tuple[simulator.LoopOutput, float]:
-    """Run all clicks for one batch; returns (numpy outputs, execution seconds without compile)."""
-    fn = self.compiled(params, images, batch)
+  def run(self, params, images, batch, depth=None) -> tuple[simulator.LoopOutput, float]:
+    """Run all clicks for one batch; returns (numpy outputs, execution seconds without compile).
+
+    depth: (B, S, S) model-space depth maps for `depth_source='external'` models, else None.
+    """
+    fn = self.compiled(params, images, batch, depth)
     start = time.perf_counter()
-    out = jax.block_until_ready(fn(params, images, batch))
+    out = jax.block_until_ready(fn(params, images, batch, depth))
     seconds = time.perf_counter() - start
     return jax.tree_util.tree_map(np.asarray, out), seconds
 
-  def run_host_loop(self, params, images, batch, max_clicks: int | None = None) -> simulator.LoopOutput:
+  def run_host_loop(self, params, images, batch, max_clicks: int | None = None,
+                    depth=None) -> simulator.LoopOutput:
     """Reference loop: the same model and predictions, but the next click from the NumPy/SciPy
     oracle on the host after every click (one device round trip per click)."""
     max_clicks = self.max_clicks if max_clicks is None else max_clicks
     from ois_jax.models.prompts import Clicks
     bsz, hc, wc = batch.gt.shape
     s = self.input_size
-    state = self._encode(params, images)
+    state = self._encode(params, images, depth)
     gt = np.asarray(batch.gt)
     hw = [(int(v.any(1).sum()), int(v.any(0).sum())) for v in np.asarray(batch.valid)]
     scale = np.asarray(batch.scale)
@@ -221,84 +253,148 @@ def _iter_samples(source) -> Iterable[tuple[int, Any]]:
       yield i, sample
 
 
+VALIDATION_KEYS = ("NoC85", "NoC90", "NoC95", "mIoU@1", "mIoU@5")
+
+
+class Evaluator:
+  """The standard protocol for one model on a set of samples; `run(params)` for any weights.
+
+  cache=False streams the samples on every run (benchmarks: large datasets, evaluated once);
+  cache=True prepares and batches them once, on the first run, and keeps the batches (validation
+  during training: a small fixed set evaluated many times, one compile).
+  """
+
+  def __init__(self, model, config, samples, *, batch_size: int | None = None,
+               max_clicks: int | None = None, canvas_multiple: int = 64,
+               encode_fn: Callable | None = None, decode_fn: Callable | None = None,
+               runner: ClickLoopRunner | None = None,
+               prepare_fn: Callable[..., Prepared] = prepare, cache: bool = False,
+               progress: bool = False):
+    self.batch_size = int(batch_size or config.eval.batch_size)
+    self.max_clicks = int(max_clicks or config.eval.max_clicks)
+    self.runner = runner or ClickLoopRunner(model, config, self.max_clicks, encode_fn=encode_fn,
+                                            decode_fn=decode_fn)
+    if self.runner.external_depth and prepare_fn is prepare:
+      prepare_fn = functools.partial(prepare, with_depth=True)
+    self.prepare_fn = prepare_fn
+    self.canvas_multiple = int(canvas_multiple)
+    self.samples = samples
+    self.cache = cache
+    self.progress = progress
+    self._cached = None  # (batches, skipped, total) after the first run when caching
+
+  def _prepared_batches(self, skipped: list, bar=None):
+    """Yields (rows [(index, name)], images, depth, LoopBatch) as batches fill; unusable samples
+    go to `skipped` as (name, reason)."""
+    source, carried = _samples_of(self.samples)
+    skipped.extend(carried)
+    input_size = self.runner.input_size
+    pending = {}
+
+    def flush(canvas):
+      items = pending.pop(canvas)
+      prepared = [p for _, p in items]
+      images, batch = make_batch(prepared, self.batch_size, canvas, input_size)
+      depth = stack_depth(prepared, self.batch_size, input_size)
+      return [(index, p.name) for index, p in items], images, depth, batch
+
+    for index, sample in _iter_samples(source):
+      name = f"#{index}"
+      try:
+        if isinstance(sample, Exception):
+          raise sample
+        name = str(sample.get("name", name))
+        prepared = self.prepare_fn(sample, input_size)
+        prepared.name = name
+      except Exception as e:  # noqa: BLE001 - reported as skipped, the run goes on
+        skipped.append((name, f"{type(e).__name__}: {e}"))
+        if bar is not None:
+          bar.update(1)
+        continue
+      canvas = canvas_for(prepared.gt.shape, self.canvas_multiple)
+      pending.setdefault(canvas, []).append((index, prepared))
+      if len(pending[canvas]) == self.batch_size:
+        yield flush(canvas)
+    for canvas in list(pending):
+      yield flush(canvas)
+
+  def _total(self):
+    source, _ = _samples_of(self.samples)
+    return len(source) if hasattr(source, "__len__") else None
+
+  def run(self, params) -> EvalResult:
+    """All clicks for every sample. Returns an EvalResult in the order the samples were read;
+    SPC counts execution time only (no compilation)."""
+    bar = None
+    if self.progress:
+      from tqdm import tqdm
+      bar = tqdm(total=self._total(), desc="evaluate", unit="sample")
+    results: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+    exec_seconds = 0.0
+    start = time.perf_counter()
+    if self._cached is not None:
+      batches, skipped = self._cached
+    else:
+      skipped = []
+      batches = self._prepared_batches(skipped, bar)  # prepared while the loop runs
+    kept = []
+    for item in batches:
+      rows, images, depth, batch = item
+      if self.cache:
+        kept.append(item)
+      out, seconds = self.runner.run(params, images, batch, depth)
+      exec_seconds += seconds
+      for row, (index, name) in enumerate(rows):
+        clicks = np.stack([out.ys[row], out.xs[row], out.positive[row]], axis=-1).astype(np.int32)
+        results[index] = (name, out.ious[row], clicks)
+      if bar is not None:
+        bar.update(len(rows))
+    if self.cache and self._cached is None:
+      self._cached = (kept, skipped)
+    if bar is not None:
+      bar.close()
+
+    order = sorted(results)
+    k = self.max_clicks
+    names = [results[i][0] for i in order]
+    ious = np.stack([results[i][1] for i in order]) if order else np.zeros((0, k), np.float32)
+    clicks = np.stack([results[i][2] for i in order]) if order else np.zeros((0, k, 3), np.int32)
+    spc = exec_seconds / (len(order) * k) if order else None
+    summary = metrics.summarize(ious, spc)
+    summary["num_skipped"] = len(skipped)
+    return EvalResult(names, ious, clicks, summary, list(skipped), time.perf_counter() - start)
+
+  def __call__(self, params) -> dict:
+    """The validation metrics (NoC85/90/95, mIoU@1, mIoU@5, mIoU@max_clicks) of `params`."""
+    summary = self.run(params).metrics
+    keep = VALIDATION_KEYS + (f"mIoU@{self.max_clicks}",)
+    return {k: summary[k] for k in keep if k in summary}
+
+
 def evaluate(model, params, config, samples, batch_size: int | None = None,
              max_clicks: int | None = None, progress: bool = True, *,
              encode_fn: Callable | None = None, decode_fn: Callable | None = None,
              canvas_multiple: int = 64, runner: ClickLoopRunner | None = None,
-             prepare_fn: Callable[[dict, int], Prepared] = prepare) -> EvalResult:
-  """Run the standard protocol on `samples` and return per-sample curves and metrics.
+             prepare_fn: Callable[..., Prepared] = prepare) -> EvalResult:
+  """Run the standard protocol on `samples` once and return per-sample curves and metrics.
 
   Args:
-    model, params: a model following interface 1 (`encode_fn`/`decode_fn` default to
-      ois_jax.models.ois.encode_image / decode).
-    config: the run's ConfigDict (model.input_size, eval.threshold / batch_size / max_clicks).
+    model, params: the model (`encode_fn` / `decode_fn` default to ois_jax.models.ois's
+      encode_image / decode).
+    config: the run's ConfigDict (model.input_size, model.depth_source, eval.threshold /
+      batch_size / max_clicks).
     samples: an EvalDataset (its `skipped` list is carried over) or a sequence of dicts
-      {'image': uint8 (H, W, 3), 'gt': int (H, W) 1/0/-1, 'name': str}.
+      {'image': uint8 (H, W, 3), 'gt': int (H, W) 1/0/-1, 'name': str[, 'depth': (H, W)]};
+      'depth' is required by models with depth_source='external'.
     batch_size, max_clicks: default to config.eval.batch_size / config.eval.max_clicks.
     canvas_multiple: canvas bucket size in pixels (fewer, larger buckets = fewer compiles).
     prepare_fn: (sample, input_size) -> Prepared; raises for unusable samples (default `prepare`).
   Returns:
     EvalResult in the order the samples were read; SPC counts execution time only.
   """
-  batch_size = int(batch_size or config.eval.batch_size)
-  max_clicks = int(max_clicks or config.eval.max_clicks)
-  runner = runner or ClickLoopRunner(model, config, max_clicks, encode_fn=encode_fn,
-                                     decode_fn=decode_fn)
-  source, skipped = _samples_of(samples)
-  total = len(source) if hasattr(source, "__len__") else None
-  bar = None
-  if progress:
-    from tqdm import tqdm
-    bar = tqdm(total=total, desc="evaluate", unit="sample")
-
-  results: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
-  pending: dict[tuple[int, int], list[tuple[int, Prepared]]] = {}
-  exec_seconds = 0.0
-  start = time.perf_counter()
-
-  def flush(canvas):
-    nonlocal exec_seconds
-    items = pending.pop(canvas)
-    images, batch = make_batch([p for _, p in items], batch_size, canvas, runner.input_size)
-    out, seconds = runner.run(params, images, batch)
-    exec_seconds += seconds
-    for row, (index, p) in enumerate(items):
-      clicks = np.stack([out.ys[row], out.xs[row], out.positive[row]], axis=-1).astype(np.int32)
-      results[index] = (p.name, out.ious[row], clicks)
-    if bar is not None:
-      bar.update(len(items))
-
-  for index, sample in _iter_samples(source):
-    name = f"#{index}"
-    try:
-      if isinstance(sample, Exception):
-        raise sample
-      name = str(sample.get("name", name))
-      prepared = prepare_fn(sample, runner.input_size)
-      prepared.name = name
-    except Exception as e:  # noqa: BLE001 - reported as skipped, the run goes on
-      skipped.append((name, f"{type(e).__name__}: {e}"))
-      if bar is not None:
-        bar.update(1)
-      continue
-    canvas = canvas_for(prepared.gt.shape, canvas_multiple)
-    pending.setdefault(canvas, []).append((index, prepared))
-    if len(pending[canvas]) == batch_size:
-      flush(canvas)
-  for canvas in list(pending):
-    flush(canvas)
-  if bar is not None:
-    bar.close()
-
-  order = sorted(results)
-  names = [results[i][0] for i in order]
-  ious = np.stack([results[i][1] for i in order]) if order else np.zeros((0, max_clicks), np.float32)
-  clicks = (np.stack([results[i][2] for i in order]) if order
-            else np.zeros((0, max_clicks, 3), np.int32))
-  spc = exec_seconds / (len(order) * max_clicks) if order else None
-  summary = metrics.summarize(ious, spc)
-  summary["num_skipped"] = len(skipped)
-  return EvalResult(names, ious, clicks, summary, skipped, time.perf_counter() - start)
+  return Evaluator(model, config, samples, batch_size=batch_size, max_clicks=max_clicks,
+                   canvas_multiple=canvas_multiple, encode_fn=encode_fn, decode_fn=decode_fn,
+                   runner=runner, prepare_fn=prepare_fn, progress=progress).run(params)
 
 
 def make_sat_fn(runner: ClickLoopRunner, params, image: np.ndarray, grid: int = 16,

@@ -286,6 +286,18 @@ def trainable_mask(params: dict):
   return jax.tree_util.tree_map_with_path(lambda path, _: _is_trainable(path), params)
 
 
+def check_params(model: OIS, params: dict) -> None:
+  """CheckpointError listing every missing, unexpected and mis-shaped parameter of `params` for
+  `model` (e.g. weights saved for another config)."""
+  expected = jax.eval_shape(functools.partial(init_params, model), jax.random.key(0))
+  errors = []
+  _check_tree(expected, params, "params", errors, "the given params")
+  if errors:
+    raise CheckpointError(f"the params do not fit this model config ({len(errors)} problems):\n  "
+                          + "\n  ".join(errors[:20])
+                          + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""))
+
+
 def init_from_depth(params: dict, depth_params: dict) -> dict:
   """Load DepthAnythingV2 weights: encoder, frozen depth head, and the seg head (same shapes).
 
@@ -319,20 +331,29 @@ def init_from_depth_checkpoint(params: dict, path: str) -> dict:
 
 
 def _copy_checked(target, source, prefix, errors):
+  """`source`'s values in `target`'s tree and dtypes, after `_check_tree` (target unchanged on errors)."""
+  before = len(errors)
+  _check_tree(target, source, prefix, errors, "the DAv2 weights")
+  if len(errors) > before:
+    return target
+  flat_s = _flatten(source)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, t: jnp.asarray(flat_s[_path_str(path)], jnp.asarray(t).dtype), target)
+
+
+def _check_tree(target, source, prefix, errors, describe):
+  """Appends to `errors` every key missing from / unexpected in `source`, and every shape that
+  differs from `target`'s (both nested dicts of arrays or ShapeDtypeStructs)."""
   flat_t = _flatten(target)
   flat_s = _flatten(source)
   for k in sorted(set(flat_t) - set(flat_s)):
-    errors.append(f"{prefix}/{k}: missing in the DAv2 weights")
+    errors.append(f"{prefix}/{k}: missing in {describe}")
   for k in sorted(set(flat_s) - set(flat_t)):
-    errors.append(f"{prefix}/{k}: unexpected in the DAv2 weights")
+    errors.append(f"{prefix}/{k}: unexpected in {describe}")
   for k in sorted(set(flat_t) & set(flat_s)):
     if tuple(np.shape(flat_s[k])) != tuple(np.shape(flat_t[k])):
       errors.append(f"{prefix}/{k}: shape {np.shape(flat_s[k])} in the weights, "
                     f"{np.shape(flat_t[k])} in the model")
-  if errors:
-    return target
-  return jax.tree_util.tree_map_with_path(
-      lambda path, t: jnp.asarray(flat_s[_path_str(path)], jnp.asarray(t).dtype), target)
 
 
 def _path_str(path) -> str:

@@ -12,6 +12,7 @@ import time
 
 import jax
 
+from ois_jax import checkpoint
 from ois_jax.errors import DataError
 from ois_jax.training import checkpointing, sharding, train_step as ts
 
@@ -73,6 +74,45 @@ def default_validation(config, model, fns):
   return validation.make_validator(config, model, fns)
 
 
+def host_params(params):
+  """Params as NumPy on every process (gathered from the other hosts when sharded across them)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    params = multihost_utils.process_allgather(params, tiled=True)
+  return jax.device_get(params)
+
+
+class WeightExports:
+  """`workdir/final` and `workdir/best`: self-describing params + config (ois_jax.checkpoint)."""
+
+  def __init__(self, workdir: str, config):
+    self.workdir, self.config = workdir, config
+    self.metric = config.train.get("best_metric") or None
+    best = os.path.join(workdir, checkpoint.BEST)
+    info = checkpoint.stored_info(best) if checkpoint.is_checkpoint(best) else {}
+    self.best_value = (info.get("metrics") or {}).get(self.metric)  # kept across resumes
+
+  def _save(self, name: str, params, info: dict) -> None:
+    params = host_params(params)
+    if jax.process_index() == 0:
+      checkpoint.save_checkpoint(os.path.join(self.workdir, name), params, self.config.to_dict(),
+                                 overwrite=True, info=info)
+
+  def maybe_best(self, step: int, params, metrics: dict, log=print) -> None:
+    """Export `params` as the best weights if `metrics[best_metric]` is the lowest so far."""
+    value = metrics.get(self.metric) if self.metric else None
+    if value is None or (self.best_value is not None and value >= self.best_value):
+      return
+    self.best_value = float(value)
+    self._save(checkpoint.BEST, params, {"step": int(step), "best_metric": self.metric,
+                                         "metrics": {k: float(v) for k, v in metrics.items()}})
+    log(f"step {step}: best {self.metric} so far ({value:.3f}), exported to "
+        f"{os.path.join(self.workdir, checkpoint.BEST)}")
+
+  def final(self, step: int, params, complete: bool) -> None:
+    self._save(checkpoint.FINAL, params, {"step": int(step), "complete": bool(complete)})
+
+
 class _Logger:
   """TensorBoard (process 0 only) plus a tqdm progress bar with steps/s and ETA."""
 
@@ -102,8 +142,7 @@ class _Logger:
 
 
 def train(config, workdir: str, *, fns=None, make_data=None, make_validation=None,
-          quiet: bool = False, log=print, stop_at: int | None = None,
-          time_limit_s: float | None = None) -> dict:
+          quiet: bool = False, log=print, stop_at: int | None = None) -> dict:
   """Trains to `config.total_steps` (resuming if `workdir` has a checkpoint).
 
   Args:
@@ -112,8 +151,9 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     make_validation: (config, model, fns) -> `validate(params) -> metrics dict` or None.
     stop_at: stop (with a checkpoint) after this step, as a preempted job would; the
       schedule still follows `config.total_steps`.
-    time_limit_s: also stop (with a checkpoint and a validation) once this much wall time has
-      passed since the first step finished compiling.
+  Writes `workdir/final` (the last trained step) and `workdir/best` (the best validation step)
+  as self-describing checkpoints that `Predictor.from_checkpoint`, `ois-jax evaluate` and
+  `ois-jax segment` load (see ois_jax.checkpoint).
   Returns:
     {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir'}.
   """
@@ -124,8 +164,6 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   resolve_data_dir(config, log)
-  if jax.process_index() == 0:
-    write_config(config, workdir)
 
   mesh = sharding.make_mesh(config)
   total = int(config.total_steps)
@@ -160,6 +198,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   else:
     log(f"Starting training from scratch in {workdir} ({total} steps, "
         f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
+  if jax.process_index() == 0:  # only now: a failed restore must not rewrite the record
+    write_config(config, workdir)
 
   step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
                               state_shardings, mesh)
@@ -172,6 +212,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   validations = []
   pending = []  # device metrics not yet fetched (fetching every step would sync the host)
   last_log = (time.time(), start)
+  exports = WeightExports(workdir, config)
   step = end = start
   try:
     end = total if stop_at is None else min(total, int(stop_at))
@@ -180,11 +221,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
       state, metrics = step_fn(state, batch, rng)
       pending.append((step, metrics))
       logger.bar.update(1)
-      if step == start + 1:
-        jax.block_until_ready(metrics)
-        started = time.time()  # the time limit counts from the compiled first step
-      out_of_time = time_limit_s is not None and time.time() - started > time_limit_s
-      last = step == end or out_of_time
+      last = step == end
       if step % log_every == 0 or last:
         for s, m in jax.device_get(pending):
           shown = logger.scalars(s, m)
@@ -196,17 +233,16 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
                               "images_per_s": steps_per_s * batch_size}, prefix="speed")
         logger.bar.set_postfix(loss=f"{shown['loss']:.4f}", iou=f"{shown['iou']:.3f}")
       val_metrics = None
-      if validate is not None and ((eval_every and step % eval_every == 0) or step == total
-                                   or out_of_time):
+      if validate is not None and ((eval_every and step % eval_every == 0) or step == total):
         val_metrics = validate(state["params"])
         logger.scalars(step, val_metrics, prefix="val")
         validations.append(dict(val_metrics, step=step))
         log(f"step {step}: validation " + ", ".join(f"{k}={v:.4f}" for k, v in val_metrics.items()))
+        exports.maybe_best(step, state["params"], val_metrics, log)
       if step % ckpt_every == 0 or last or val_metrics is not None:
         ckpt.save(step, state, data.get_state(), metrics=val_metrics)
-      if out_of_time:
-        log(f"Stopping at step {step}: time limit of {time_limit_s:.0f}s reached")
-        break
+    if end > start:
+      exports.final(step, state["params"], complete=step == total)
   finally:
     ckpt.close()
     logger.close()
@@ -220,8 +256,29 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
              "history": train_history, "validation": validations, "data_stats": stats,
              "workdir": workdir}
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "train_summary.json"), "w") as f:
-      json.dump(summary, f, indent=1, default=float)
+    write_summary(workdir, summary)
   summary["state"] = state
   return summary
+
+
+SUMMARY_FILE = "train_summary.json"
+
+
+def write_summary(workdir: str, summary: dict) -> None:
+  """train_summary.json; a resumed run appends to the earlier runs' history (steps after the
+  resume point are replaced: they were trained again)."""
+  path = os.path.join(workdir, SUMMARY_FILE)
+  earlier = {}
+  try:
+    with open(path) as f:
+      earlier = json.load(f)
+  except (OSError, ValueError):
+    pass
+  keep = lambda rows: [r for r in rows if isinstance(r, dict) and r.get("step", 0) <= summary["start_step"]]
+  record = dict(summary, history=keep(earlier.get("history", [])) + summary["history"],
+                validation=keep(earlier.get("validation", [])) + summary["validation"])
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=1, default=float)
+  os.replace(tmp, path)
 

@@ -126,7 +126,7 @@ def test_existing_checkpoint_refused_without_overwrite(vits_safetensors, tmp_pat
   assert "already holds a checkpoint; pass --overwrite" in capsys.readouterr().err
   assert os.path.getmtime(os.path.join(out, checkpoint.METADATA_FILE)) == stamp
   assert cli_main(["convert", vits_safetensors, out, "--overwrite", "--pos-embed-mode", "hf"]) == 0
-  assert checkpoint.load_config(out)["pos_embed_mode"] == "hf"
+  assert checkpoint.stored_config(out)["pos_embed_mode"] == "hf"
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no staging leftovers
 
 

@@ -1,0 +1,94 @@
+"""What several commands share: choosing the model (config, checkpoint or bundled model), config
+overrides, and checking output paths before any work is done."""
+
+import argparse
+import os
+
+from ois_jax.errors import ConfigError, OISError
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, random_ok: bool = True) -> None:
+  """--config / --checkpoint / --model and the config overrides (--set KEY=VALUE, repeatable;
+  `--config.KEY=VALUE` is accepted too, as ml_collections spells it)."""
+  parser.add_argument("--config", help="config file, `file.py:arg` or installed config name"
+                      + (" (random weights from --seed when no weights are given)" if random_ok else ""))
+  parser.add_argument("--checkpoint", help="OIS weights: an export (WORKDIR/best, WORKDIR/final), a "
+                      "training workdir (its best step, else its latest) or one step WORKDIR/checkpoints/N")
+  parser.add_argument("--model", help="a model bundled with ois-jax, e.g. ois-tiny-procedural")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="config override, e.g. eval.threshold=0.5 (repeatable)")
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser, argv):
+  """parse_args, with `--config.KEY=VALUE` items moved into args.set."""
+  argv = list(argv or [])
+  overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
+  args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
+  args.set = list(getattr(args, "set", []) or []) + overrides
+  return args
+
+
+def load_model(args, log=print):
+  """(config ConfigDict, params or None for a random init, where the weights come from).
+
+  With weights (--checkpoint / --model), the model section comes from them; a --config given too
+  must describe the same model (its other sections, e.g. eval, apply), and overrides may not
+  change the model. Every problem is one ConfigError / CheckpointError line.
+  """
+  import ml_collections
+
+  from ois_jax import config as config_lib
+  from ois_jax.models.ois import INIT_KEYS
+
+  if args.checkpoint and args.model:
+    raise ConfigError("give --checkpoint or --model, not both")
+  config = config_lib.load_config(args.config) if args.config else None
+  weights = None
+  if args.model:
+    from ois_jax import pretrained
+    weights = pretrained.load(args.model)
+  elif args.checkpoint:
+    from ois_jax.checkpoint import load_weights
+    weights = load_weights(args.checkpoint, log=log)
+  if weights is None:
+    if config is None:
+      raise ConfigError("give --config (random weights), --checkpoint or --model")
+    return config_lib.apply_overrides(config, args.set), None, "random initialisation"
+
+  stored = ml_collections.ConfigDict(weights.config)
+  if config is not None:
+    differences = config_lib.model_differences(config.model, stored.model, ignore=INIT_KEYS)
+    if differences:
+      raise ConfigError(f"{weights.source} holds a model of another config than --config "
+                        f"{args.config}: {'; '.join(differences)}")
+    config.model = stored.model
+  else:
+    config = stored
+  model_before = config.model.to_dict()
+  config_lib.apply_overrides(config, args.set)
+  differences = config_lib.model_differences(model_before, config.model, ignore=INIT_KEYS)
+  if differences:
+    raise ConfigError(f"--set cannot change the model of {weights.source} (its weights fix it): "
+                      f"{'; '.join(differences)}")
+  return config, weights.params, weights.source
+
+
+def check_output(path: str, overwrite: bool, extensions: tuple[str, ...] = (), what: str = "--out"):
+  """Refuse, before any work, an output that exists (without --overwrite), is a folder or has an
+  unknown extension; a missing parent folder is created when the file is written."""
+  if extensions and not path.lower().endswith(extensions):
+    raise OISError(f"{what} {path}: unknown file type; use one of {', '.join(extensions)}")
+  if os.path.isdir(path):
+    raise OISError(f"{what} {path}: is a folder; give a file name")
+  if os.path.exists(path) and not overwrite:
+    raise OISError(f"{what} {path}: already exists; pass --overwrite to replace it")
+  parent = os.path.dirname(os.path.abspath(path))
+  ancestor = parent
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
+    raise OISError(f"{what} {path}: cannot create a file under {ancestor}")
+
+
+def make_parent(path: str) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -1,0 +1,166 @@
+"""Loading run configs: one loader for every command and script.
+
+A config is an ml_collections ConfigDict from a Python file's `get_config()` (the files in
+`configs/`, installed as `ois_jax.configs`). `load_config(spec, overrides)` accepts
+
+  configs/ois_tiny.py            a file path
+  configs/ois_ablation.py:no_order,tiny   a file path with the argument of get_config(arg)
+  ois_tiny, ois_jax.configs.ois_tiny       a module name (the installed configs)
+
+and `KEY.SUB=VALUE` overrides (values parsed as Python literals, kept as strings for string keys,
+cast to the key's type otherwise). Every key must exist in the schema, `configs/common.py`'s
+`base_config()`: an unknown key, in a file or an override, is a ConfigError naming the closest
+known key, so a typo such as `model.use_odrer=False` never passes silently.
+"""
+
+import ast
+import difflib
+import importlib
+import importlib.util
+import os
+from typing import Any, Iterable
+
+import ml_collections
+
+from ois_jax.errors import ConfigError
+
+PACKAGE = "ois_jax.configs"
+
+
+def schema() -> ml_collections.ConfigDict:
+  """Every known key with its default (configs/common.py)."""
+  from ois_jax.configs import common
+  return common.base_config()
+
+
+def flat_keys(config: Any, prefix: str = "") -> dict[str, Any]:
+  """{'model.use_order': True, ...} for a ConfigDict or nested dict."""
+  out = {}
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      out.update(flat_keys(value, f"{name}."))
+    else:
+      out[name] = value
+  return out
+
+
+def _unknown_key_error(keys: Iterable[str], known: Iterable[str], where: str) -> ConfigError:
+  known = list(known)
+  hints = []
+  for key in keys:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hints.append(key + (f" (did you mean {close[0]}?)" if close else ""))
+  return ConfigError(f"{where}: no such config key {', '.join(hints)}")
+
+
+def check_keys(config: Any, where: str = "config") -> None:
+  """ConfigError unless every key of `config` exists in the schema."""
+  known = flat_keys(schema())
+  sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
+  unknown = [k for k in flat_keys(config) if k not in known and k not in sections]
+  if unknown:
+    raise _unknown_key_error(sorted(unknown), known, where)
+
+
+def _module_for(spec: str):
+  """The config module of a file path or a module name."""
+  if os.path.isfile(spec):
+    name = "_ois_config_" + os.path.splitext(os.path.basename(spec))[0]
+    module_spec = importlib.util.spec_from_file_location(name, spec)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+      module_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - a broken config file is a user error
+      raise ConfigError(f"--config {spec}: cannot load ({type(e).__name__}: {e})") from None
+    return module
+  # Not a file here: an installed config by name (configs/ois_tiny.py works outside the repo too).
+  name = os.path.splitext(os.path.basename(spec))[0] if spec.endswith(".py") else spec
+  name = name.removeprefix(f"{PACKAGE}.").removeprefix("configs.")
+  try:
+    return importlib.import_module(f"{PACKAGE}.{name}")
+  except ModuleNotFoundError:
+    raise ConfigError(f"--config {spec}: no such config file or module; installed configs: "
+                      f"{', '.join(available())}") from None
+
+
+def available() -> list[str]:
+  """Names of the installed config modules (ois_tiny, ois_vitb_1024, ...)."""
+  from ois_jax import configs
+  folder = os.path.dirname(configs.__file__)
+  return sorted(f[:-3] for f in os.listdir(folder)
+                if f.endswith(".py") and not f.startswith("_") and f != "common.py")
+
+
+def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:
+  """The config of `spec` (a path, `path.py:arg` or a module name) with `overrides` applied."""
+  if not spec:
+    raise ConfigError("--config is required (e.g. --config configs/ois_tiny.py)")
+  path, sep, arg = spec.partition(":")
+  module = _module_for(path)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"--config {spec}: has no get_config()")
+  try:
+    config = module.get_config(arg) if sep else module.get_config()
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError(f"--config {spec}: {e}") from None
+  check_keys(config, f"--config {spec}")
+  return apply_overrides(config, overrides)
+
+
+def parse_value(text: str, current: Any) -> Any:
+  """An override's value for a key whose current value is `current`."""
+  if isinstance(current, str):
+    try:  # a quoted string literal; anything else is taken as written
+      value = ast.literal_eval(text)
+      return value if isinstance(value, str) else text
+    except (ValueError, SyntaxError):
+      return text
+  if isinstance(current, bool) and text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] = ()):
+  """Sets `KEY.SUB=VALUE` items on `config` in place; returns it."""
+  known = flat_keys(schema())
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    key = key.strip().removeprefix("--config.").removeprefix("config.")
+    if not sep or not key:
+      raise ConfigError(f"override {item!r}: expected key=value (e.g. model.use_order=False)")
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node.get(p) if isinstance(node, (dict, ml_collections.ConfigDict)) else None
+    if not isinstance(node, (dict, ml_collections.ConfigDict)) or leaf not in node:
+      raise _unknown_key_error([key], known, f"override {item!r}")
+    current = node[leaf]
+    value = parse_value(text, current)
+    if isinstance(current, tuple) and isinstance(value, list):
+      value = tuple(value)
+    try:
+      node[leaf] = value
+    except TypeError:
+      raise ConfigError(f"override {item!r}: {key} must be of type {type(current).__name__} "
+                        f"(now {current!r}), got {text!r}") from None
+  return config
+
+
+def model_differences(a: Any, b: Any, ignore: Iterable[str] = ()) -> list[str]:
+  """Keys of two `model` sections whose values differ ('input_size: 112 vs 518')."""
+  fa, fb = flat_keys(a), flat_keys(b)
+  defaults = flat_keys(schema().model)
+  ignore = set(ignore)
+  out = []
+  for key in sorted(set(fa) | set(fb)):
+    if key in ignore:
+      continue
+    va, vb = fa.get(key, defaults.get(key)), fb.get(key, defaults.get(key))
+    norm = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v
+    if norm(va) != norm(vb):
+      out.append(f"{key}: {va!r} vs {vb!r}")
+  return out

@@ -62,7 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
   d.worker_count = 0           # grain worker processes (0: threads in this process)
   d.num_threads = 2            # grain read threads
   d.prefetch_buffer = 16       # elements buffered by the read threads
-  d.augment = True             # SPEC section 4 augmentations (off: only resize + pad)
+  d.augment = True             # the RITM / SegNext augmentations (off: only resize + pad)
   d.resize_range = (0.75, 1.40)
   d.max_sample_tries = 4       # object/augmentation re-draws before a record is skipped
   d.procedural_num_train = 2000  # procedural depth scenes (dataset == "procedural")

@@ -1,10 +1,11 @@
-"""Training augmentations (SPEC section 4), NumPy/OpenCV on the host.
+"""Training augmentations (the RITM / SegNext recipe), NumPy/OpenCV on the host.
 
 Applied jointly to the image (H, W, 3) uint8, the target (H, W) int8 (1 / 0 / -1 ignore) and,
 when present, a depth map (H, W) float32. Order:
   1. flips (horizontal / vertical / both, p 0.5) and rotate by k*90 degrees (p 0.5)
-  2. resize the longest side to the model input size S (area for the image, nearest for the
-     target, linear for depth), giving a frame (h', w') in the top-left of the S x S input
+  2. resize the longest side to the model input size S (bilinear for the image, as at inference,
+     nearest for the target, linear for depth), giving a frame (h', w') in the top-left of the
+     S x S input
   3. one affine warp inside that frame = random resize 0.75-1.40 about a random fixed point,
      plus shift/scale/rotate (p 0.75: shift +-3 %, rotate +-3 degrees) as in SimpleClick's
      `ShiftScaleRotate(shift_limit=0.03, scale_limit=0, rotate_limit=3)`
@@ -21,6 +22,8 @@ import dataclasses
 
 import cv2
 import numpy as np
+
+from ois_jax import transforms
 
 IGNORE = -1
 
@@ -64,14 +67,12 @@ def flip_rotate(arrays: list[np.ndarray | None], rng: np.random.Generator,
 
 def fit_longest_side(image: np.ndarray, gt: np.ndarray, depth: np.ndarray | None,
                      size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-  """Resize so that the longest side equals `size` (aspect kept)."""
-  h, w = gt.shape
-  scale = size / max(h, w)
-  nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-  if (nh, nw) == (h, w):
+  """Resize so that the longest side equals `size` (aspect kept), with the resampling of
+  inference (`transforms.preprocess`: bilinear), so training and inference see alike pixels."""
+  nh, nw = transforms.make_transform(gt.shape, size).resized_hw
+  if (nh, nw) == gt.shape:
     return image, gt, depth
-  interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-  image = cv2.resize(image, (nw, nh), interpolation=interp)
+  image = transforms.resize_image(image, (nh, nw))
   gt = cv2.resize(gt.astype(np.int16), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(np.int8)
   if depth is not None:
     depth = cv2.resize(depth.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR)

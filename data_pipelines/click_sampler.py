@@ -1,4 +1,4 @@
-"""Multi-point click sampler for training (RITM / SimpleClick style, SPEC section 4).
+"""Multi-point click sampler for training (RITM / SimpleClick style).
 
 Given a target mask in model space (int8, 1 object / 0 background / -1 ignore), draws the
 initial clicks of a training sample: 1..P positive points inside the object and 0..N negative

@@ -1,4 +1,4 @@
-"""tfds builders for the click-loop benchmarks (SPEC §3 mask rules, §5 layouts).
+"""tfds builders for the click-loop benchmarks (the protocol's mask rules and the published folder layouts; docs/data.md).
 
 One record per IMAGE: the encoded image bytes stored once, and all its objects as a stack of masks
 `masks (N, H, W) uint8` with 1 = object, 0 = background, 255 = ignore (reads as int8 -1). The

@@ -1,14 +1,19 @@
-"""Pillow decoding of image and mask files, with the checks that decide whether a sample is usable.
+"""Reading image and mask files for the dataset builders, with the checks that decide whether a
+sample is usable.
 
 Preparation stores the ORIGINAL encoded image bytes (no re-encoding, so pixels are exactly what
-the file holds) and decodes them again in the data source's `__getitem__`.
+the file holds) and decodes them again in the data source's `__getitem__`, with the one image
+decoder of ois-jax (`ois_jax.io.decode_image`: the CLI and the Predictor see the same pixels).
 """
 
 import io
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ois_jax import io as ois_io
+from ois_jax.errors import ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg")
@@ -22,24 +27,20 @@ def _open(data, what):
   try:
     image = Image.open(io.BytesIO(data))
     image.load()
-  except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+  except UnidentifiedImageError:
+    raise SkipSample(f"unreadable {what} (not an image file)") from None
+  except (OSError, ValueError, SyntaxError) as e:
     raise SkipSample(f"unreadable {what} ({type(e).__name__}: {e})") from None
   return image
 
 
-def to_rgb(image):
-  """Any Pillow image -> uint8 (H, W, 3); 16-bit and float modes are scaled to 0..255."""
-  if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-    a = np.asarray(image, dtype=np.float64)
-    peak = 65535.0 if image.mode.startswith("I;16") else max(float(a.max()), 1.0)
-    a = np.clip(a / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return np.repeat(a[..., None], 3, axis=2)
-  return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
 def decode_image_bytes(data, what="image"):
-  """Encoded bytes -> uint8 (H, W, 3). Raises SkipSample for undecodable data."""
-  return to_rgb(_open(data, what))
+  """Encoded bytes -> uint8 (H, W, 3) (`ois_jax.io.decode_image`). Raises SkipSample for
+  undecodable data."""
+  try:
+    return ois_io.decode_image(data, what)
+  except ImageError as e:
+    raise SkipSample(f"unreadable {what} ({e})") from None
 
 
 def read_bytes(path, what):
@@ -68,8 +69,9 @@ def read_mask_file(path, reduce="max"):
 
 
 def read_mask_from_bytes(data, what="mask", reduce="max"):
-  """Encoded mask bytes -> 2-D int32 array (see `read_mask_file`)."""
-  image = _open(data, what)
+  """Encoded mask bytes -> 2-D int32 array (see `read_mask_file`). EXIF orientation is applied, as
+  it is to the images, so a mask stays aligned with its image."""
+  image = ImageOps.exif_transpose(_open(data, what))
   if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA"):
     a = np.asarray(image.convert("RGB"), dtype=np.int32)
     return a[..., 2] if reduce == "blue" else a.max(axis=2)

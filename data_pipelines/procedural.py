@@ -157,7 +157,7 @@ class ProceduralEvalSource:
   """One evaluation sample per scene: {'image', 'gt' int8 (H, W), 'depth', 'name'}.
 
   The object of scene i is a deterministic pick among its visible objects, so the held-out
-  split can feed the evaluator (interface 3 format plus 'depth').
+  split can feed the evaluator (the evaluation sample format plus 'depth').
   """
 
   def __init__(self, scenes: ProceduralScenes):

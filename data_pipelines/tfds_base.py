@@ -1,14 +1,18 @@
 """tfds plumbing shared by all builders: array_record files, no TensorFlow, a per-folder cache.
 
 Every builder reads a local folder (tfds `manual_dir`) and writes array_record shards into
-`<cache>/<builder>-<hash of the folder's absolute path>/<builder>/<version>/`. Examples keep the
+`<cache>/<builder>-<hash of the folder's absolute path>/<builder>/<version>/`, with a digest of
+the raw files beside it (a changed file, an added or a removed one triggers a new preparation).
+Examples keep the
 generation order (`disable_shuffling`, integer keys 0, 1, 2, ...), so record i is the i-th usable
 sample, and the builder's `info.metadata` (metadata.json, written atomically with the shards)
 carries what the loaders need without a pass over the data: skipped samples and an object index.
 """
 
 import hashlib
+import json
 import os
+import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -103,13 +107,55 @@ def dataset_root(builder_cls, manual_dir, cache_dir):
   return os.path.join(cache, f"{builder_cls.__name__.lower()}-{digest}")
 
 
+RAW_SIGNATURE_FILE = "raw_files.json"
+
+
+def raw_signature(folder: str) -> str:
+  """A digest of every file under `folder`: relative path, size and modification time."""
+  entries = []
+  for root, dirs, files in os.walk(folder):
+    dirs.sort()
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      try:
+        st = os.stat(path)
+      except OSError:
+        continue
+      entries.append(f"{os.path.relpath(path, folder)}\0{st.st_size}\0{st.st_mtime_ns}")
+  return hashlib.sha1("\n".join(entries).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _stored_signature(root: str, key: str) -> str | None:
+  try:
+    with open(os.path.join(root, RAW_SIGNATURE_FILE)) as f:
+      return json.load(f).get(key)
+  except (OSError, ValueError, AttributeError):
+    return None
+
+
+def _store_signature(root: str, key: str, signature: str) -> None:
+  path = os.path.join(root, RAW_SIGNATURE_FILE)
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+  except (OSError, ValueError):
+    stored = {}
+  stored[key] = signature
+  with open(path, "w") as f:
+    json.dump(stored, f)
+
+
 def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False):
   """Builds (once) and returns the builder; a second call with the same folder reuses the cache.
 
-  rebuild: prepare again even if a prepared copy exists (after the raw files changed).
+  The prepared copy is keyed on the raw files (names, sizes, modification times): when they
+  changed since preparation, it is prepared again, and says so. With the raw folder gone (or empty), the
+  prepared copy is used as it is.
+  rebuild: prepare again even if a prepared copy exists.
   """
   manual_dir = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
-  kwargs = dict(data_dir=dataset_root(builder_cls, manual_dir, cache_dir), file_format="array_record")
+  root = dataset_root(builder_cls, manual_dir, cache_dir)
+  kwargs = dict(data_dir=root, file_format="array_record")
   if config is not None:
     kwargs["config"] = config
   verbosity = absl_logging.get_verbosity()
@@ -119,6 +165,13 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
     prepared = builder.is_prepared()
   finally:
     absl_logging.set_verbosity(verbosity)
+  key = str(config or "default")
+  has_raw = os.path.isdir(manual_dir) and bool(os.listdir(manual_dir))
+  signature = raw_signature(manual_dir) if has_raw else None  # None: nothing to compare with
+  if prepared and not rebuild and signature is not None and signature != _stored_signature(root, key):
+    print(f"{manual_dir}: the raw files changed since they were prepared; preparing them again",
+          file=sys.stderr)
+    rebuild = True
   if rebuild or not prepared:
     if not os.path.isdir(manual_dir):
       raise DataError(f"dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}")
@@ -127,6 +180,7 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if rebuild else None
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=manual_dir, **({"download_mode": mode} if mode else {})))
+    _store_signature(root, key, signature)
   return builder
 
 

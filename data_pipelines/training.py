@@ -31,8 +31,9 @@ import cv2
 import grain
 import numpy as np
 
+from ois_jax import io as ois_io
 from ois_jax.data_pipelines import augment as augment_lib
-from ois_jax.data_pipelines import click_sampler
+from ois_jax.data_pipelines import click_sampler, imaging
 from ois_jax.errors import DataError, ImageError, OISError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -43,23 +44,15 @@ MAX_SKIPS_PER_BATCH = 1000
 
 
 def decode_image(value: Any, name: str = "") -> np.ndarray:
-  """uint8 (H, W, 3) from an array, encoded bytes or a path; ImageError if unusable."""
+  """uint8 (H, W, 3) from an array, encoded bytes or a path; ImageError if unusable.
+
+  Files and bytes go through the one image decoder, `ois_jax.io` (the pixels inference sees)."""
   if isinstance(value, (str, os.PathLike)):
-    try:
-      from ois_jax import io as ois_io  # foundation engineer's loader (Pillow, all modes)
-      return ois_io.load_image(value)
-    except ImportError:
-      image = cv2.imread(os.fspath(value), cv2.IMREAD_COLOR)
-      if image is None:
-        raise ImageError(f"cannot read image file {value}") from None
-      return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return ois_io.load_image(value)
   if isinstance(value, (bytes, bytearray, np.bytes_)) or (
       isinstance(value, np.ndarray) and value.dtype == object):
     raw = value.item() if isinstance(value, np.ndarray) else value
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-      raise ImageError(f"cannot decode image bytes of {name or 'a record'}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return ois_io.decode_image(raw, f"image of {name or 'a record'}")
   image = np.asarray(value)
   if image.ndim == 2:
     image = np.repeat(image[..., None], 3, -1)
@@ -304,9 +297,6 @@ def make_train_iterator(config, source, seed: int | None = None, *, batch_size: 
   return TrainIterator(iter(it_ds), batch_size, with_depth=_has_depth(source))
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
 def _check_data_dir(path: str) -> None:
   """DataError naming the folder when it is unset, missing or holds no image file."""
   if not path:
@@ -315,10 +305,10 @@ def _check_data_dir(path: str) -> None:
   if not os.path.isdir(path):
     raise DataError(f"training data folder {path} does not exist")
   for _, _, files in os.walk(path):  # top-down: stops at the first folder with images
-    if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+    if any(f.lower().endswith(imaging.IMAGE_EXTENSIONS) for f in files):
       return
   raise DataError(
-      f"training data folder {path} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+      f"training data folder {path} holds no image files ({', '.join(imaging.IMAGE_EXTENSIONS)})")
 
 
 def make_source(config, split: str = "train"):

@@ -1,6 +1,7 @@
-"""Image reading and depth-map writing.
+"""Image decoding (the one decoder of ois-jax: the CLI, the Predictor, the dataset builders and the
+training pipeline all read pixels through it) and depth-map writing.
 
-`load_image` always returns (H, W, 3) uint8 RGB:
+`load_image(path)` and `decode_image(bytes)` always return (H, W, 3) uint8 RGB:
 - grayscale (L, 1), palette (P), RGBA/LA (alpha dropped, colours kept as stored, like
   cv2.imread), CMYK, YCbCr -> RGB via Pillow;
 - 16-bit grayscale (I;16*, I) -> 8 bits by value / 257 (65535 -> 255), replicated to 3 channels;
@@ -12,6 +13,7 @@
 A missing, non-image, corrupt or truncated file raises ImageError naming the file.
 """
 
+import io
 import os
 
 import numpy as np
@@ -27,19 +29,29 @@ def load_image(path: str, apply_exif: bool = True) -> np.ndarray:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ImageError(f"{path}: no such image file")
+  return _decode(path, path, apply_exif)
+
+
+def decode_image(data: bytes, what: str = "image", apply_exif: bool = True) -> np.ndarray:
+  """Encoded image bytes (a file's contents) -> (H, W, 3) uint8 RGB, as `load_image`."""
+  return _decode(io.BytesIO(bytes(data)), what, apply_exif)
+
+
+def _decode(file, what: str, apply_exif: bool) -> np.ndarray:
   try:
-    with Image.open(path) as img:
+    with Image.open(file) as img:
       img.load()  # decode now: truncated data raises here, not later
       if apply_exif:
         img = ImageOps.exif_transpose(img)
-      return _to_rgb(img)
+      return to_rgb(img)
   except UnidentifiedImageError:
-    raise ImageError(f"{path}: not an image file (Pillow cannot identify it)") from None
+    raise ImageError(f"{what}: not an image file (Pillow cannot identify it)") from None
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise ImageError(f"{path}: cannot decode image, the file is corrupt or truncated ({e})") from None
+    raise ImageError(f"{what}: cannot decode image, the file is corrupt or truncated ({e})") from None
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def to_rgb(img: Image.Image) -> np.ndarray:
+  """Any decoded Pillow image -> (H, W, 3) uint8 RGB (the mode rules above)."""
   if img.mode in _SIXTEEN_BIT_MODES:
     values = np.asarray(img).astype(np.float64)
     gray = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""Image <-> model-input transforms (interface 2): longest side to `size`, pad bottom/right.
+"""Image <-> model-input transforms: longest side to `size`, pad bottom/right.
 
 The model sees a square (size, size) input: the image resized (bilinear, OpenCV's
 INTER_LINEAR = PyTorch's align_corners=False) so that its longest side is `size`, normalised
@@ -75,12 +75,19 @@ def check_image(image) -> np.ndarray:
   return image
 
 
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """(H, W, C) -> (h, w, C) bilinear (OpenCV's INTER_LINEAR, no antialiasing): the one image
+  resampling of inference and training."""
+  h, w = hw
+  return image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def preprocess(image: np.ndarray, size: int) -> tuple[np.ndarray, Transform]:
   """(H, W, 3) uint8 -> ((size, size, 3) float32 normalised and padded, Transform)."""
   image = check_image(image)
   tf = make_transform(image.shape[:2], size)
   h, w = tf.resized_hw
-  resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != tf.orig_hw else image
+  resized = resize_image(image, (h, w))
   x = np.zeros((size, size, 3), np.float32)
   x[:h, :w] = (resized.astype(np.float32) / 255.0 - MEAN) / STD
   return x, tf

@@ -1,4 +1,4 @@
-"""Image transforms (interface 2): resize longest side + pad, coordinate and resize-back maps."""
+"""Image transforms: resize longest side + pad, coordinate and resize-back maps."""
 
 import cv2
 import numpy as np

@@ -6,6 +6,7 @@ Subcommands are imported lazily so `ois-jax convert` does not pay for the traini
 import importlib
 import sys
 
+from ois_jax.cli import _log
 from ois_jax.errors import OISError
 
 COMMANDS = {
@@ -35,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
   if command not in COMMANDS:
     print(f"ois-jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
+  _log.quiet_library_errors()
   module = importlib.import_module(f"ois_jax.cli.{command}")
   try:
     return module.main(rest) or 0
   except OISError as e:  # user-facing problems: one clear line, no traceback
     print(f"ois-jax {command}: error: {e}", file=sys.stderr)
-    return 1
+    return getattr(e, "exit_code", 1)
 
 
 if __name__ == "__main__":

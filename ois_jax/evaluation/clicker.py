@@ -1,4 +1,4 @@
-"""NumPy/SciPy next-click oracle of the standard protocol (RITM `Clicker`, SPEC section 3).
+"""NumPy/SciPy next-click oracle of the standard protocol (RITM `Clicker`; docs/method.md).
 
 This is the reference the jitted JAX simulator (`simulator.py`) is tested against, and the
 click source of the per-click host loop used by tests and benchmarks.

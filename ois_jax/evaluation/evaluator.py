@@ -53,7 +53,7 @@ class Prepared:
 
 
 def default_fns():
-  """The OIS model's `encode_image` / `decode` (interface 1)."""
+  """The OIS model's `encode_image` / `decode`."""
   from ois_jax.models import ois
   return ois.encode_image, ois.decode
 

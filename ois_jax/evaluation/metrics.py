@@ -1,4 +1,4 @@
-"""Metrics of the standard protocol (SPEC section 3), from per-sample IoU curves.
+"""Metrics of the standard protocol (RITM / SimpleClick / SegNext; docs/method.md), from per-sample IoU curves.
 
 `ious` is (num_samples, max_clicks): ious[i, k - 1] is sample i's IoU after k clicks, with all
 clicks run (no early stop). mIoU values are fractions in [0, 1] (the console table prints percent).

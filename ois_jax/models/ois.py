@@ -1,6 +1,6 @@
 """The OIS model: frozen DAv2 encoder + depth head, prompt fusion, trainable DPT segmentation head.
 
-Split API (interface 1): `encode_image` runs once per image, `decode` once per click.
+Split API: `encode_image` runs once per image, `decode` once per click.
 
 encode_image (per image; images (B, S, S, 3) ImageNet-normalised):
   encoder -> 4 levels (B, g, g, D), g = S/14 (stop_gradient: frozen)

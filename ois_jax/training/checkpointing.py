@@ -5,11 +5,16 @@ directory and renames it only when complete, so a process killed mid-save leaves
 uncommitted temporary directory that restore ignores (and the next manager removes); the last
 good checkpoint is never touched. Retention keeps the `keep` latest steps plus the best step by a
 validation metric (lower is better, e.g. NoC90).
+
+`restore_latest` falls back to the newest step that restores: a damaged step (truncated or
+corrupt files, a missing item) is moved to `<workdir>/checkpoints_damaged/` (never deleted) and
+reported; a step saved for another model (other shapes) is an error instead, never set aside.
 """
 
 import base64
 import logging
 import os
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -107,9 +112,57 @@ class Checkpointer:
       raise CheckpointError(f"cannot restore step {step} from {self.directory}: {e}") from e
     return restored.state, _decode_data_state(restored.data), step
 
+  def restore_latest(self, abstract_state, log=print):
+    """(state, data_state, step) of the newest step that restores, or None when there is none.
+
+    Damaged steps are set aside (see the module docstring) and named in the log."""
+    for step in sorted(self.all_steps(), reverse=True):
+      self._check_shapes(abstract_state, step)
+      try:
+        return self.restore(abstract_state, step)
+      except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types for damaged files
+        moved = self.set_aside(step)
+        log(f"Checkpoint step {step} is damaged and was moved to {moved} "
+            f"({type(e).__name__}: {_first_line(e)}); trying the next older step")
+    return None
+
+  def _check_shapes(self, abstract_state, step: int) -> None:
+    """CheckpointError when step `step` holds another model (its stored shapes differ)."""
+    try:
+      stored = self.manager.item_metadata(step)["state"]
+      stored = getattr(stored, "tree", stored)
+      stored_params = stored["params"]
+    except Exception:  # noqa: BLE001 - unreadable metadata: a damaged step, handled by restore
+      return
+    expected = jax.tree_util.tree_flatten_with_path(abstract_state["params"])[0]
+    stored_flat = {jax.tree_util.keystr(p): getattr(v, "shape", None)
+                   for p, v in jax.tree_util.tree_flatten_with_path(stored_params)[0]}
+    wrong = [f"{jax.tree_util.keystr(p)}: {stored_flat.get(jax.tree_util.keystr(p))} saved, "
+             f"{tuple(x.shape)} now" for p, x in expected
+             if stored_flat.get(jax.tree_util.keystr(p)) not in (None, tuple(x.shape))]
+    missing = [jax.tree_util.keystr(p) for p, _ in expected if jax.tree_util.keystr(p) not in stored_flat]
+    if wrong or missing:
+      detail = "; ".join(wrong[:5] + [f"{k}: not saved" for k in missing[:5]])
+      raise CheckpointError(f"checkpoint step {step} in {self.directory} holds another model "
+                            f"({len(wrong)} shapes differ, {len(missing)} parameters missing: {detail})")
+
+  def set_aside(self, step: int) -> str:
+    """Move step `step` to <workdir>/checkpoints_damaged/<step>-<time> (never delete it)."""
+    damaged = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged")
+    os.makedirs(damaged, exist_ok=True)
+    target = os.path.join(damaged, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(os.path.join(self.directory, str(step)), target)
+    self.manager.reload()
+    return target
+
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def _first_line(e: BaseException) -> str:
+  lines = str(e).strip().splitlines()
+  return lines[0][:200] if lines else ""

@@ -1,4 +1,4 @@
-"""Iterative training clicks (SPEC section 4), on the device.
+"""Iterative training clicks (RITM / SegNext training), on the device.
 
 Between the sampled initial clicks and the gradient step, 0..`data.max_iterative_rounds`
 rounds run the model without gradient; each round's prediction places one more click per sample:

@@ -1,27 +1,41 @@
 """The training loop: sharded state, input pipeline, checkpoints, validation, logging.
 
-`train(config, workdir)` resumes from the latest checkpoint in `workdir` when there is one
+`train(config, workdir)` resumes from the newest intact checkpoint in `workdir` when there is one
 (params, optimiser state, step and the input iterator's state), so running the same command
-twice continues where the first run stopped.
+twice continues where the first run stopped. What pods meet is handled:
+- SIGTERM (preemption) and SIGINT (Ctrl-C) save a checkpoint at the current step, wait for it to
+  commit and stop with `Interrupted` (exit status 128 + signal number from the CLI); a second
+  signal stops at once.
+- A full disk stops the run within seconds with one clear line; the last committed checkpoint
+  stays intact (orbax commits a step by renaming a complete temporary folder).
+- A damaged newest checkpoint is set aside and the next older one restored
+  (`Checkpointer.restore_latest`).
+- A resume with a config that trains something else is refused (`workdir.check_resume`).
+The files of the workdir are described in `ois_jax/training/workdir.py`.
 """
 
-import json
+import contextlib
 import os
+import signal
 import sys
 import time
 
 import jax
 
-from ois_jax import checkpoint
-from ois_jax.errors import DataError
-from ois_jax.training import checkpointing, sharding, train_step as ts
+from ois_jax.errors import DataError, OISError
+from ois_jax.training import checkpointing, sharding, train_step as ts, workdir as workdir_lib
 
 
-def write_config(config, workdir: str) -> str:
-  path = os.path.join(workdir, "config.json")
-  with open(path, "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  return path
+class Interrupted(OISError):
+  """Training stopped by a signal after saving a checkpoint at the current step."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.exit_code = 128 + int(signum)
+
+
+class DiskFull(OISError):
+  """The workdir's disk is full; the last committed checkpoint is intact."""
 
 
 FOLDERS = {"bsds500": "BSDS500"}
@@ -37,24 +51,6 @@ def resolve_data_dir(config, log=print) -> None:
   if os.path.isdir(candidate):
     config.data_dir = candidate
     log(f"config.data_dir is empty: using {candidate}")
-
-
-INIT_WEIGHTS_FILE = "init_weights.json"
-
-
-def load_initial_weights(path: str, workdir: str, log=print) -> dict:
-  """DepthAnythingV2 weights for `model.depth_checkpoint`, recorded in `workdir/init_weights.json`.
-
-  Returns the Flax params {'pretrained', 'depth_head'}; the encoder, the frozen depth head and
-  the segmentation head start from them (`ois.init_from_depth`, which checks every shape).
-  """
-  from ois_jax.convert import load_depth_weights
-  params, description = load_depth_weights(path)
-  log(f"Initialising the encoder, the depth head and the segmentation head from {description}")
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, INIT_WEIGHTS_FILE), "w") as f:
-      json.dump({"depth_checkpoint": os.path.abspath(path), "loaded": description}, f, indent=1)
-  return params
 
 
 def default_data(config):
@@ -74,43 +70,31 @@ def default_validation(config, model, fns):
   return validation.make_validator(config, model, fns)
 
 
-def host_params(params):
-  """Params as NumPy on every process (gathered from the other hosts when sharded across them)."""
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    params = multihost_utils.process_allgather(params, tiled=True)
-  return jax.device_get(params)
+class ScalarWriter:
+  """TensorBoard scalars written on the calling thread.
 
+  tensorboardX's SummaryWriter writes from a background thread: when that thread dies (a full
+  disk), the training thread blocks forever on its queue. Writing here makes a write error an
+  exception of the training loop, raised at once.
+  """
 
-class WeightExports:
-  """`workdir/final` and `workdir/best`: self-describing params + config (ois_jax.checkpoint)."""
+  def __init__(self, logdir: str):
+    from tensorboardX.event_file_writer import EventsWriter
+    os.makedirs(logdir, exist_ok=True)
+    self._writer = EventsWriter(os.path.join(logdir, "events"))
 
-  def __init__(self, workdir: str, config):
-    self.workdir, self.config = workdir, config
-    self.metric = config.train.get("best_metric") or None
-    best = os.path.join(workdir, checkpoint.BEST)
-    info = checkpoint.stored_info(best) if checkpoint.is_checkpoint(best) else {}
-    self.best_value = (info.get("metrics") or {}).get(self.metric)  # kept across resumes
+  def add_scalars(self, step: int, scalars: dict) -> None:
+    from tensorboardX import summary
+    from tensorboardX.proto import event_pb2
+    for name, value in scalars.items():
+      self._writer.write_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                               summary=summary.scalar(name, float(value))))
 
-  def _save(self, name: str, params, info: dict) -> None:
-    params = host_params(params)
-    if jax.process_index() == 0:
-      checkpoint.save_checkpoint(os.path.join(self.workdir, name), params, self.config.to_dict(),
-                                 overwrite=True, info=info)
+  def flush(self) -> None:
+    self._writer.flush()
 
-  def maybe_best(self, step: int, params, metrics: dict, log=print) -> None:
-    """Export `params` as the best weights if `metrics[best_metric]` is the lowest so far."""
-    value = metrics.get(self.metric) if self.metric else None
-    if value is None or (self.best_value is not None and value >= self.best_value):
-      return
-    self.best_value = float(value)
-    self._save(checkpoint.BEST, params, {"step": int(step), "best_metric": self.metric,
-                                         "metrics": {k: float(v) for k, v in metrics.items()}})
-    log(f"step {step}: best {self.metric} so far ({value:.3f}), exported to "
-        f"{os.path.join(self.workdir, checkpoint.BEST)}")
-
-  def final(self, step: int, params, complete: bool) -> None:
-    self._save(checkpoint.FINAL, params, {"step": int(step), "complete": bool(complete)})
+  def close(self) -> None:
+    self._writer.close()
 
 
 class _Logger:
@@ -119,10 +103,7 @@ class _Logger:
   def __init__(self, workdir, start, total, quiet):
     from tqdm import tqdm
     self.main = jax.process_index() == 0
-    self.writer = None
-    if self.main:
-      from tensorboardX import SummaryWriter
-      self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.writer = ScalarWriter(os.path.join(workdir, "tensorboard")) if self.main else None
     self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
                     disable=quiet or not self.main, file=sys.stdout)
     self.history = []
@@ -131,14 +112,51 @@ class _Logger:
     metrics = {k: float(v) for k, v in metrics.items()}
     self.history.append(dict(metrics, step=step, split=prefix))
     if self.writer is not None:
-      for k, v in metrics.items():
-        self.writer.add_scalar(f"{prefix}/{k}", v, step)
+      self.writer.add_scalars(step, {f"{prefix}/{k}": v for k, v in metrics.items()})
     return metrics
+
+  def flush(self):
+    if self.writer is not None:
+      self.writer.flush()
 
   def close(self):
     self.bar.close()
     if self.writer is not None:
-      self.writer.close()
+      with contextlib.suppress(OSError):  # a full disk is reported by the caller
+        self.writer.close()
+
+
+class StopSignals:
+  """While active, SIGINT and SIGTERM set `self.signum` instead of stopping the process; the loop
+  checks it after each step. A second signal restores the default behaviour and re-raises."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # second signal: stop now
+      self.__exit__()
+      signal.raise_signal(signum)
+      return
+    self.signum = signum
+    print(f"\nReceived {signal.Signals(signum).name}: saving a checkpoint at the current step, "
+          "then stopping (send it again to stop at once)", file=sys.stderr, flush=True)
+
+  def __enter__(self):
+    try:
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+    except ValueError:  # not the main thread: signals stay as they are
+      self._previous.clear()
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+    self._previous.clear()
 
 
 def train(config, workdir: str, *, fns=None, make_data=None, make_validation=None,
@@ -155,14 +173,18 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   as self-describing checkpoints that `Predictor.from_checkpoint`, `ois-jax evaluate` and
   `ois-jax segment` load (see ois_jax.checkpoint).
   Returns:
-    {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir'}.
+    {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir', 'state'}.
+  Raises:
+    Interrupted (after saving) on SIGINT / SIGTERM; DiskFull; ConfigError, DataError,
+    CheckpointError for bad input, before anything compiles.
   """
+  # Cheap checks first: bad input must fail in seconds, with one line.
+  workdir_lib.check_config_values(config)
+  workdir = workdir_lib.check_workdir(workdir)
   sharding.maybe_initialize_distributed(config)
   fns = fns or ts.ois_fns()
   make_data = make_data or default_data
   make_validation = make_validation or default_validation
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
   resolve_data_dir(config, log)
 
   mesh = sharding.make_mesh(config)
@@ -172,38 +194,77 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   if batch_size % shards:
     raise DataError(f"data.batch_size {batch_size} does not split evenly over the {shards} batch "
                     f"shards of mesh {dict(mesh.shape)}")
-  data = make_data(config)  # first: bad data fails in seconds, before anything compiles
-  model = fns.build_model(config.model)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                     keep=int(config.train.keep_checkpoints),
                                     best_metric=config.train.get("best_metric") or None)
-  latest = ckpt.latest_step()
-  depth_checkpoint = config.model.get("depth_checkpoint") or ""
-  depth_params = None
-  if depth_checkpoint and latest is None:  # on resume the weights come from the checkpoint
-    depth_params = load_initial_weights(depth_checkpoint, workdir, log)
-  state, state_shardings, tx, trainable_mask = ts.create_train_state(
-      model, config, fns, mesh, jax.random.key(int(config.seed)), depth_params=depth_params)
-  del depth_params
-  start = 0
-  if latest is not None:
-    state, data_state, start = ckpt.restore(state, latest)
-    if data_state is not None:
-      data.set_state(data_state)
-    log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
-        + (f" (already at total_steps={total})" if start >= total else ""))
-    if depth_checkpoint:
-      log(f"The weights come from that checkpoint; model.depth_checkpoint ({depth_checkpoint}) "
-          "was applied at initialisation only")
-  else:
-    log(f"Starting training from scratch in {workdir} ({total} steps, "
-        f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
-  if jax.process_index() == 0:  # only now: a failed restore must not rewrite the record
-    write_config(config, workdir)
+  try:
+    resuming = bool(ckpt.all_steps())
+    if resuming:
+      workdir_lib.check_resume(config, workdir, log)
+    data = make_data(config)  # before anything compiles: bad data fails in seconds
+    model = fns.build_model(config.model)
+    depth_checkpoint = config.model.get("depth_checkpoint") or ""
+    depth_params = None
+    if depth_checkpoint and not resuming:  # on resume the weights come from the checkpoint
+      depth_params = workdir_lib.load_initial_weights(depth_checkpoint, workdir, log)
+    state, state_shardings, tx, trainable_mask = ts.create_train_state(
+        model, config, fns, mesh, jax.random.key(int(config.seed)), depth_params=depth_params)
+    del depth_params
+    start = 0
+    restored = ckpt.restore_latest(state, log) if resuming else None
+    if restored is not None:
+      state, data_state, start = restored
+      if data_state is not None:
+        data.set_state(data_state)
+      log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
+          + (f" (already at total_steps={total})" if start >= total else ""))
+      if depth_checkpoint:
+        log(f"The weights come from that checkpoint; model.depth_checkpoint ({depth_checkpoint}) "
+            "was applied at initialisation only")
+    else:
+      if resuming:
+        log(f"No intact checkpoint left in {ckpt.directory}: starting from scratch")
+      log(f"Starting training from scratch in {workdir} ({total} steps, "
+          f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
+    if jax.process_index() == 0:  # only now: a refused or failed resume must not rewrite the record
+      workdir_lib.write_config(config, workdir)
+    step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
+                                state_shardings, mesh)
+    validate = make_validation(config, model, fns)
+    with StopSignals() as signals:
+      summary = _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, stop_at,
+                      signals, quiet, log)
+  except Exception as e:  # a full disk surfaces from many places (orbax, TensorBoard, JSON files)
+    if workdir_lib.is_disk_full(e):
+      raise DiskFull(_disk_full_message(workdir, ckpt)) from None
+    raise
+  finally:
+    _close_quietly(ckpt)
+  return summary
 
-  step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
-                              state_shardings, mesh)
-  validate = make_validation(config, model, fns)
+
+def _disk_full_message(workdir: str, ckpt) -> str:
+  steps = ckpt.all_steps() if ckpt is not None else []
+  last = (f"the last committed checkpoint, step {steps[-1]}, is intact" if steps
+          else "no checkpoint had been committed yet")
+  return (f"no space left on the device of {workdir}; training stopped ({last}). Free some "
+          "space and run the same command again to resume")
+
+
+def _close_quietly(ckpt) -> None:
+  """Close the checkpoint manager; on a full disk its pending save fails again: already reported."""
+  try:
+    ckpt.close()
+  except Exception as e:  # noqa: BLE001
+    if not workdir_lib.is_disk_full(e):
+      raise
+
+
+def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, stop_at, signals,
+          quiet, log):
+  """The steps from `start + 1` to the end; returns the summary dict."""
+  total = int(config.total_steps)
+  batch_size = int(config.data.batch_size)
   rng = jax.random.key(int(config.seed) + 1)  # folded with the step inside the train step
   logger = _Logger(workdir, start, total, quiet)
   log_every = max(1, int(config.train.log_every))
@@ -212,16 +273,22 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   validations = []
   pending = []  # device metrics not yet fetched (fetching every step would sync the host)
   last_log = (time.time(), start)
-  exports = WeightExports(workdir, config)
+  exports = workdir_lib.WeightExports(workdir, config)
+  saving = False  # an async save is in flight: it overlaps one step, then must commit
+  stop = False
   step = end = start
   try:
     end = total if stop_at is None else min(total, int(stop_at))
     for step in range(start + 1, end + 1):
       batch = sharding.shard_batch(next(data), config, mesh)
       state, metrics = step_fn(state, batch, rng)
+      if saving:  # the previous step's save commits now, not whenever orbax gets to it
+        ckpt.wait()
+        saving = False
       pending.append((step, metrics))
       logger.bar.update(1)
-      last = step == end
+      stop = signals.signum is not None  # read once: a signal arriving later stops the next step
+      last = step == end or stop
       if step % log_every == 0 or last:
         for s, m in jax.device_get(pending):
           shown = logger.scalars(s, m)
@@ -231,6 +298,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
         last_log = (now, step)
         logger.scalars(step, {"steps_per_s": steps_per_s,
                               "images_per_s": steps_per_s * batch_size}, prefix="speed")
+        logger.flush()
         logger.bar.set_postfix(loss=f"{shown['loss']:.4f}", iou=f"{shown['iou']:.3f}")
       val_metrics = None
       if validate is not None and ((eval_every and step % eval_every == 0) or step == total):
@@ -241,10 +309,13 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
         exports.maybe_best(step, state["params"], val_metrics, log)
       if step % ckpt_every == 0 or last or val_metrics is not None:
         ckpt.save(step, state, data.get_state(), metrics=val_metrics)
+        saving = True
+      if stop:
+        break
+    ckpt.wait()
     if end > start:
       exports.final(step, state["params"], complete=step == total)
   finally:
-    ckpt.close()
     logger.close()
   stats = dict(getattr(data, "stats", {}) or {})
   skipped = {k: v for k, v in stats.items() if k.startswith("skipped") or k == "small_segments"}
@@ -256,29 +327,10 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
              "history": train_history, "validation": validations, "data_stats": stats,
              "workdir": workdir}
   if jax.process_index() == 0:
-    write_summary(workdir, summary)
+    workdir_lib.write_summary(workdir, summary)
+  if stop:
+    name = signal.Signals(signals.signum).name
+    raise Interrupted(f"stopped by {name} at step {step}; checkpoint {step} is saved in "
+                      f"{ckpt.directory}. Run the same command again to resume", signals.signum)
   summary["state"] = state
   return summary
-
-
-SUMMARY_FILE = "train_summary.json"
-
-
-def write_summary(workdir: str, summary: dict) -> None:
-  """train_summary.json; a resumed run appends to the earlier runs' history (steps after the
-  resume point are replaced: they were trained again)."""
-  path = os.path.join(workdir, SUMMARY_FILE)
-  earlier = {}
-  try:
-    with open(path) as f:
-      earlier = json.load(f)
-  except (OSError, ValueError):
-    pass
-  keep = lambda rows: [r for r in rows if isinstance(r, dict) and r.get("step", 0) <= summary["start_step"]]
-  record = dict(summary, history=keep(earlier.get("history", [])) + summary["history"],
-                validation=keep(earlier.get("validation", [])) + summary["validation"])
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1, default=float)
-  os.replace(tmp, path)
-

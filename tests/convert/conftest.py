@@ -1,7 +1,7 @@
 """Independent PyTorch references for the converter tests (built offline, random weights).
 
 - `hf_reference(variant)`: transformers' DepthAnythingForDepthEstimation built from a config
-  (SPEC §2), with every weight re-drawn at unit-preserving scale so that no layer is inert.
+  (see ois_jax/convert/tables.py), with every weight re-drawn at unit-preserving scale so that no layer is inert.
 - `original_pos_embed`: DINOv2/DAv2's own position-embedding interpolation (F.interpolate with
   scale_factor=(grid + 0.1) / 37), patched into the HF model to turn it into the original DAv2
   forward at any input size.

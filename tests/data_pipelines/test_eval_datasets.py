@@ -128,13 +128,22 @@ def test_grabcut_rule_and_bad_files_skipped(tmp_path):
   assert "size mismatch" in reasons["mismatch"] and "12x16" in reasons["mismatch"]
   assert "no mask" in reasons["lonely"] and "no image" in reasons["orphan"]
 
-  # Fixing a file has no effect until a rebuild; the rebuild replaces the skip list.
+  # Fixing a file is noticed (the prepared copy is keyed on the raw files): it is prepared again.
   write_mask(str(root / "boundary_GT" / "empty.bmp"), np.select([expected["a"] == -1, expected["a"] == 1], [128, 255], 0))
-  assert dict(eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache")).skipped) == reasons
-  rebuilt = eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache"), rebuild=True)
+  rebuilt = eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache"))
   assert sorted(by_name(rebuilt)) == ["a", "b", "empty"] and len(rebuilt.skipped) == 5
   np.testing.assert_array_equal(by_name(rebuilt)["empty"]["gt"], expected["a"])
-  ds = rebuilt
+  # An added file too; --rebuild forces a new preparation of unchanged files.
+  write_image(str(root / "data_GT" / "c.jpg"))
+  write_mask(str(root / "boundary_GT" / "c.bmp"), np.select([expected["a"] == -1, expected["a"] == 1], [128, 255], 0))
+  added = eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache"))
+  assert sorted(by_name(added)) == ["a", "b", "c", "empty"]
+  forced = eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache"), rebuild=True)
+  assert sorted(by_name(forced)) == ["a", "b", "c", "empty"] and forced.skipped == added.skipped
+  (root / "data_GT" / "c.jpg").unlink()
+  (root / "boundary_GT" / "c.bmp").unlink()
+  ds = eval_datasets.load("grabcut", str(root), cache_dir=str(tmp_path / "cache"))
+  assert sorted(by_name(ds)) == ["a", "b", "empty"]
 
   # A reload reads the prepared copy: same samples and skips, even with the raw folder gone.
   for path in sorted(root.rglob("*"), reverse=True):

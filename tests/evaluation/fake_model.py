@@ -1,4 +1,4 @@
-"""A tiny stand-in for interface 1 (encode_image / decode) used by the evaluation unit tests.
+"""A tiny stand-in for the model's encode_image / decode used by the evaluation unit tests.
 
 Its logits depend on the image, on the clicks (disks) and on the previous mask, so click sequences
 are non-trivial, and they cost nothing to compile.
@@ -44,7 +44,7 @@ def config(size=SIZE):
 
 
 def prepared(name, image, gt, size=SIZE):
-  """Preprocessing of interface 2 written out independently: resize the longest side, pad."""
+  """The model-input preprocessing written out independently: resize the longest side, pad."""
   h, w = gt.shape
   scale = size / max(h, w)
   rh, rw = int(round(h * scale)), int(round(w * scale))

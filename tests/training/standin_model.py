@@ -1,4 +1,4 @@
-"""A small stand-in with the OIS model's pure-function interface (interface 1), for training tests.
+"""A small stand-in with the OIS model's pure functions (ModelFns), for training tests.
 
 Frozen 'encoder' and 'depth_head' subtrees, a trainable 'seg_head' that sees click disks, the
 previous mask and the image features. Loaded by path (tests run with --import-mode=importlib).

@@ -1,5 +1,5 @@
 """Train step: loss goes down, frozen params stay put and carry no optimiser state, and the
-iterative-training click lands where SPEC section 4 says."""
+iterative-training click lands where RITM / SegNext put it."""
 
 import functools
 

@@ -19,7 +19,7 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ois_jax.data_pipelines import imaging
+from ois_jax.data_pipelines import imaging, safe_pickle
 from ois_jax.data_pipelines.imaging import SkipSample
 from ois_jax.data_pipelines.tfds_base import IMAGE_BYTES, FolderBuilder, require_files
 from ois_jax.errors import DataError
@@ -224,7 +224,8 @@ class CocoLvis(TrainBuilder, skip_registration=True):
   <split>/images/<image_id>.jpg; <split>/masks/<image_id>.pickle: (encoded_layers, objs_mapping),
   encoded_layers a list of PNG-encoded label maps and objs_mapping[i] = (layer, label). Objects
   0..n-1 are instances (the objects here); the rest are 'stuff' and are left out, as RITM does with
-  stuff_prob = 0. The hierarchy (parts) is not used. The pickles are trusted input.
+  stuff_prob = 0. The hierarchy (parts) is not used. The pickles are read with a restricted
+  unpickler (data_pipelines/safe_pickle.py): a crafted file cannot run code.
   """
   SPLITS = ("train", "val")
   LAYOUT = "<split>/hannotation.pickle, <split>/images/<id>.jpg, <split>/masks/<id>.pickle"
@@ -233,8 +234,13 @@ class CocoLvis(TrainBuilder, skip_registration=True):
     anno_path = os.path.join(root, split, "hannotation.pickle")
     if not os.path.isfile(anno_path):
       raise DataError(f"no hannotation.pickle in {os.path.join(root, split)}; expected layout: {self.LAYOUT}")
-    with open(anno_path, "rb") as f:
-      annotations = pickle.load(f)
+    try:
+      with open(anno_path, "rb") as f:
+        annotations = safe_pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+      raise DataError(f"{anno_path}: unreadable annotation file ({e})") from None
+    if not isinstance(annotations, dict):
+      raise DataError(f"{anno_path}: expected a dict of image annotations, got {type(annotations).__name__}")
     images = imaging.find_by_stem(os.path.join(root, split, "images"), imaging.IMAGE_EXTENSIONS)
     require_files(images, os.path.join(root, split, "images"), self.LAYOUT)
     return [(str(i), (images.get(str(i)), os.path.join(root, split, "masks", f"{i}.pickle"), info))
@@ -247,7 +253,7 @@ class CocoLvis(TrainBuilder, skip_registration=True):
     data, hw = imaging.read_image_file(image_path)
     try:
       with open(masks_path, "rb") as f:
-        encoded_layers, objs_mapping = pickle.load(f)
+        encoded_layers, objs_mapping = safe_pickle.load(f)
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
       raise SkipSample(f"unreadable packed masks {os.path.basename(masks_path)} ({type(e).__name__})") from None
     layers = []

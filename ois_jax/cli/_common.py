@@ -76,10 +76,10 @@ def load_model(args, log=print):
 def check_output(path: str, overwrite: bool, extensions: tuple[str, ...] = (), what: str = "--out"):
   """Refuse, before any work, an output that exists (without --overwrite), is a folder or has an
   unknown extension; a missing parent folder is created when the file is written."""
-  if extensions and not path.lower().endswith(extensions):
-    raise OISError(f"{what} {path}: unknown file type; use one of {', '.join(extensions)}")
   if os.path.isdir(path):
     raise OISError(f"{what} {path}: is a folder; give a file name")
+  if extensions and not path.lower().endswith(extensions):
+    raise OISError(f"{what} {path}: unknown file type; use one of {', '.join(extensions)}")
   if os.path.exists(path) and not overwrite:
     raise OISError(f"{what} {path}: already exists; pass --overwrite to replace it")
   parent = os.path.dirname(os.path.abspath(path))

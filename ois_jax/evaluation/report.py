@@ -12,6 +12,8 @@ import numpy as np
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "ious.csv"
 PLOT_FILE = "miou_vs_clicks.png"
+COMPARE_TABLE = "compare.txt"
+COMPARE_PLOT = "compare_miou.png"
 
 # (header, metrics key, scale, format): the layout of the paper's Table 1, NoF85/90 appended.
 COLUMNS = (
@@ -140,10 +142,10 @@ def compare(paths: Sequence[str], out_dir: str) -> tuple[str, str, str]:
     labels = [p for p, _ in records]
   table = format_table([(label, r) for label, (_, r) in zip(labels, records)])
   os.makedirs(out_dir, exist_ok=True)
-  table_path = os.path.join(out_dir, "compare.txt")
+  table_path = os.path.join(out_dir, COMPARE_TABLE)
   with open(table_path, "w") as f:
     f.write(table + "\n")
-  plot_path = plot_curves(os.path.join(out_dir, "compare_miou.png"),
+  plot_path = plot_curves(os.path.join(out_dir, COMPARE_PLOT),
                           [(label, miou_curve(r)) for label, (_, r) in zip(labels, records)],
                           "mIoU vs clicks")
   return table, table_path, plot_path

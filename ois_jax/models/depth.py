@@ -122,13 +122,27 @@ def resized_shape(h: int, w: int, input_size: int = 518) -> tuple[int, int]:
   return to_multiple(scale * h), to_multiple(scale * w)
 
 
+# DAv2's resize scales the SHORTER side to the input size, so an extreme aspect ratio makes the
+# network input enormous (10000 x 30 -> 172,648 x 518: tens of GB). The long side is capped.
+MAX_LONG_SIDE_FACTOR = 8
+
+
 def image2tensor(image: np.ndarray, input_size: int = 518) -> tuple[np.ndarray, tuple[int, int]]:
-  """The original preprocessing. image: (H, W, 3) uint8 RGB -> ((1, h', w', 3) float32, (H, W))."""
+  """The original preprocessing. image: (H, W, 3) uint8 RGB -> ((1, h', w', 3) float32, (H, W)).
+
+  ImageError when the resized long side would exceed MAX_LONG_SIDE_FACTOR x input_size (an
+  aspect ratio beyond 8:1 at the default size): crop or pad such images first."""
   image = np.asarray(image)
   if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
     raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
   h, w = image.shape[:2]
   new_h, new_w = resized_shape(h, w, input_size)
+  limit = MAX_LONG_SIDE_FACTOR * input_size
+  if max(new_h, new_w) > limit:
+    raise ImageError(f"image {w}x{h}: DepthAnythingV2's resize (shorter side to {input_size}) would "
+                     f"make it {new_w}x{new_h}; the longer side is limited to {limit} px "
+                     f"({MAX_LONG_SIDE_FACTOR} x the input size). Crop or pad it to an aspect ratio "
+                     f"of at most {MAX_LONG_SIDE_FACTOR}:1")
   x = image / 255.0  # float64, as the original
   x = cv2.resize(x, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
   x = (x - np.array(MEAN)) / np.array(STD)

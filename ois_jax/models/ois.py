@@ -292,10 +292,9 @@ def check_params(model: OIS, params: dict) -> None:
   expected = jax.eval_shape(functools.partial(init_params, model), jax.random.key(0))
   errors = []
   _check_tree(expected, params, "params", errors, "the given params")
-  if errors:
-    raise CheckpointError(f"the params do not fit this model config ({len(errors)} problems):\n  "
-                          + "\n  ".join(errors[:20])
-                          + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""))
+  if errors:  # one line: the first few problems name what differs
+    shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+    raise CheckpointError(f"the params do not fit this model config ({len(errors)} problems: {shown})")
 
 
 def init_from_depth(params: dict, depth_params: dict) -> dict:

@@ -254,3 +254,34 @@ def test_empty_training_folder_is_a_data_error(tmp_path):
   empty.mkdir()
   with pytest.raises(DataError, match="is empty"):
     train_datasets.load("bsds500", str(empty), cache_dir=str(tmp_path / "cache"))
+
+
+class _Payload:
+  """Unpickling this runs a shell command (what a crafted annotation file would do)."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (os.system, (f"touch {self.marker}",))
+
+
+def test_coco_lvis_crafted_pickle_does_not_run(tmp_path):
+  root = tmp_path / "cocolvis" / "val"
+  (root / "images").mkdir(parents=True)
+  (root / "masks").mkdir()
+  write_image(str(root / "images" / "1.jpg"))
+  marker = tmp_path / "pwned"
+  with open(root / "hannotation.pickle", "wb") as f:
+    pickle.dump({"1": {"num_instance_masks": 1, "payload": _Payload(marker)}}, f)
+  with pytest.raises(DataError, match="refusing to load posix.system|refusing to load os.system"):
+    train_datasets.load("coco_lvis", str(tmp_path / "cocolvis"), split="val", cache_dir=str(tmp_path / "c"))
+  assert not marker.exists()
+  # The same payload inside a packed mask file: the sample is skipped, nothing runs.
+  with open(root / "hannotation.pickle", "wb") as f:
+    pickle.dump({"1": {"num_instance_masks": 1}}, f)
+  with open(root / "masks" / "1.pickle", "wb") as f:
+    pickle.dump(([_Payload(marker)], [(0, 1)]), f)
+  with pytest.raises(DataError, match="no usable sample"):
+    train_datasets.load("coco_lvis", str(tmp_path / "cocolvis"), split="val", cache_dir=str(tmp_path / "c"))
+  assert not marker.exists()

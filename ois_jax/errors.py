@@ -19,3 +19,7 @@ class ClickError(OISError):
 
 class DataError(OISError):
   """A dataset folder or sample is unusable."""
+
+
+class ConfigError(OISError, ValueError):
+  """A config value is invalid, or cannot run on this machine (e.g. cuDNN attention on a CPU)."""

@@ -76,6 +76,9 @@ class PatchEmbed(nn.Module):
 # Size of one (rows, N) fp32 logits block in `blocked_attention`. Swept on the 2-core CPU at
 # 518 px (N = 1370): 1.5, 2.5, 4 and 8 MB gave 0.99, 1.02, 0.86 and 0.91 s per ViT-S image.
 ATTENTION_BLOCK_BYTES = 4_000_000
+# The same on GPUs and TPUs, where each block should be one large matmul rather than fit a cache
+# (not tuned: no accelerator has run it yet). At 2044 px that is 7 blocks per head.
+ACCELERATOR_BLOCK_BYTES = 2**28
 
 # `model.attention` values (see `self_attention`).
 ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "blocked")
@@ -126,9 +129,14 @@ def blocked_attention(q, k, v, block_bytes: int = ATTENTION_BLOCK_BYTES):
 
 
 def _blocked(q, k, v):
-  """`blocked_attention` on (B, N, heads, hd) tensors."""
+  """`blocked_attention` on (B, N, heads, hd) tensors, with the block size of the platform."""
   heads_first = lambda x: x.transpose(0, 2, 1, 3)
-  return heads_first(blocked_attention(heads_first(q), heads_first(k), heads_first(v)))
+
+  def run(block_bytes):
+    return lambda q, k, v: heads_first(blocked_attention(heads_first(q), heads_first(k), heads_first(v),
+                                                         block_bytes))
+  return jax.lax.platform_dependent(q, k, v, cpu=run(ATTENTION_BLOCK_BYTES),
+                                    default=run(ACCELERATOR_BLOCK_BYTES))
 
 
 def _xla(q, k, v):
@@ -175,7 +183,8 @@ def self_attention(q, k, v, implementation: str = "auto"):
   implementation:
     "xla": the plain formula (jax.nn.dot_product_attention's XLA path): O(N^2) logits.
     "cudnn": cuDNN flash attention (NVIDIA GPU, float16/bfloat16): O(N) memory.
-    "blocked": `blocked_attention` on any platform: O(N x block) memory.
+    "blocked": `blocked_attention` on any platform: O(N x block) memory (blocks of
+      ATTENTION_BLOCK_BYTES on CPU, ACCELERATOR_BLOCK_BYTES elsewhere).
     "auto": blocked on CPU; on NVIDIA GPUs cuDNN where shapes and dtypes allow; otherwise
       xla, or blocked when the plain logits would exceed PLAIN_ATTENTION_MAX_BYTES. Chosen when
       lowering, so one jitted function serves CPU and accelerators.

@@ -167,17 +167,21 @@ def test_vitb_2048_config_keeps_attention_bounded_on_every_platform():
 
 
 def _encoder_temp_bytes(implementation, grid, embed_dim=32, heads=2):
-  """Temporary bytes of a compiled 1-block ViT forward at a (grid x grid) token grid (not run)."""
+  """Temporary bytes of a 1-block ViT forward at a (grid x grid) token grid, compiled for the CPU
+  (whatever the default backend) and not run."""
   model = vit.DinoVisionTransformer(embed_dim, 1, heads, (0,), attention=implementation)
+  on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+  spec = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=on_cpu)
   params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 3)))
-  images = jax.ShapeDtypeStruct((1, 14 * grid, 14 * grid, 3), jnp.float32)
+  params = jax.tree.map(lambda p: spec(p.shape, p.dtype), params)
+  images = spec((1, 14 * grid, 14 * grid, 3), jnp.float32)
   return jax.jit(model.apply).lower(params, images).compile().memory_analysis().temp_size_in_bytes
 
 
 def test_blocked_attention_memory_is_linear_in_tokens_where_plain_is_quadratic():
-  """A small ViT with many tokens (100 x 100 grid: N = 10,001), from the compiled executable's
+  """A small ViT with many tokens (100 x 100 grid: N = 10,001), from the compiled CPU executable's
   memory analysis: the plain formula holds heads x N^2 float32 logits (800 MB); the blocked
-  loop one (rows, N) block (4 MB) plus O(N x D) activations."""
+  loop one (rows, N) block (4 MB on CPU) plus O(N x D) activations."""
   embed_dim, heads = 32, 2
   temps = {}
   for grid in (50, 100):

@@ -195,3 +195,28 @@ def test_blocked_attention_memory_is_linear_in_tokens_where_plain_is_quadratic()
   # 4x the tokens: plain grows ~16x, blocked at most ~4x.
   assert temps[100][0] / temps[50][0] > 12
   assert temps[100][1] / temps[50][1] < 4
+
+
+def test_model_attention_reaches_the_encoders_of_ois_and_depth():
+  """`model.attention` is plumbed through OISConfig and DepthAnythingV2 (the loop appears only
+  for blocked), and the tiny OIS image state is the same under xla and blocked."""
+  import ois_testlib
+
+  from ois_jax.models import ois
+  from ois_jax.models.depth import DepthAnythingV2
+  images = jax.ShapeDtypeStruct((1, 56, 56, 3), jnp.float32)
+  for impl, has_loop in (("xla", False), ("blocked", True)):
+    depth = DepthAnythingV2("vits", attention=impl)
+    params = jax.eval_shape(depth.init, jax.random.key(0), images)
+    assert ("while" in jax.jit(depth.apply).lower(params, images).as_text()) == has_loop, impl
+  _, params = ois_testlib.full()
+  states = {}
+  with jax.default_matmul_precision("highest"):
+    for impl in ("xla", "blocked"):
+      model = ois.build_model(ois_testlib.tiny_model_config(attention=impl))
+      assert model.config.attention == impl
+      encode = jax.jit(lambda p, x, model=model: ois.encode_image(model, p, x))
+      assert ("while" in encode.lower(params, ois_testlib.images(2)).as_text()) == (impl == "blocked")
+      states[impl] = encode(params, ois_testlib.images(2))
+  for key in states["xla"]:
+    np.testing.assert_allclose(states["blocked"][key], states["xla"][key], rtol=1e-5, atol=1e-5, err_msg=key)

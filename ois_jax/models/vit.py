@@ -141,7 +141,8 @@ def _blocked(q, k, v):
 
 def _xla(q, k, v):
   """The plain formula as jax.nn.dot_product_attention writes it (einsum, float32 softmax,
-  einsum): standard ops only, so ONNX converters can express it."""
+  einsum): standard ops only, so ONNX converters can express it. On CPU its (B, N, heads, hd)
+  einsums run about 2x slower than the heads-first batched matmuls of `blocked_attention`."""
   return jax.nn.dot_product_attention(q, k, v, implementation="xla")
 
 

@@ -6,11 +6,14 @@ timed call ends with block_until_ready. Parameters are random (NumPy, no flax in
 speed does not depend on their values.
 
   python benchmarks/click_speed.py [--configs tiny,vits_518,vitb_1024] [--clicks 20]
-      [--dtype float32|bfloat16] [--repeats 3] [--out speed.json]
+      [--dtype float32 [bfloat16]] [--attention auto|xla|cudnn|blocked] [--repeats 3] [--out speed.json]
+
+With several dtypes, each config is measured once per dtype (one result each).
 """
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -19,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.configs import ois_tiny, ois_vitb_1024, ois_vits_518
-from ois_jax.models import ois
+from ois_jax.models import ois, vit
 from ois_jax.models.prompts import Clicks
 
 CONFIGS = {"tiny": ois_tiny, "vits_518": ois_vits_518, "vitb_1024": ois_vitb_1024}
@@ -37,9 +40,10 @@ def _timed(fn, *args):
   return out, time.perf_counter() - t
 
 
-def bench(name, dtype, num_clicks, repeats, batch=1):
+def bench(name, dtype, num_clicks, repeats, batch=1, attention="auto"):
   cfg = CONFIGS[name].get_config().model
   cfg.dtype = dtype
+  cfg.attention = attention
   model = ois.build_model(cfg)
   params = random_params(model)
   s = cfg.input_size
@@ -64,7 +68,7 @@ def bench(name, dtype, num_clicks, repeats, batch=1):
     has_prev = jnp.ones((batch,), bool)
     click_times.append(dt)
   assert decode._cache_size() == 1, "decode recompiled while clicks were added"
-  return {"config": name, "input_size": s, "dtype": dtype, "batch": batch,
+  return {"config": name, "input_size": s, "dtype": dtype, "attention": attention, "batch": batch,
           "encode_s_median": float(np.median(encode_times)),
           "decode_ms_median": 1e3 * float(np.median(click_times)),
           "decode_ms_min": 1e3 * float(np.min(click_times)),
@@ -76,17 +80,20 @@ def main(argv=None):
   parser.add_argument("--configs", default="tiny,vits_518,vitb_1024")
   parser.add_argument("--clicks", type=int, default=20)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  parser.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
+  parser.add_argument("--attention", default="auto", choices=list(vit.ATTENTION_IMPLEMENTATIONS))
   parser.add_argument("--out", help="also write the JSON here")
   args = parser.parse_args(argv)
   results = {"device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
              "machine": platform.machine(), "jax": jax.__version__, "results": []}
   for name in args.configs.split(","):
-    results["results"].append(bench(name, args.dtype, args.clicks, args.repeats))
-    print(json.dumps(results["results"][-1]), flush=True)
+    for dtype in args.dtype:
+      results["results"].append(bench(name, dtype, args.clicks, args.repeats, attention=args.attention))
+      print(json.dumps(results["results"][-1]), flush=True)
   text = json.dumps(results, indent=2)
   print(text)
   if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
       f.write(text)
   return 0

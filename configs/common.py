@@ -42,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
   m.order_maps = "both"           # both | positive | negative (Table 9)
   m.depth_source = "head"         # head (frozen DAv2 depth head) | external (user depth map)
   m.dtype = "float32"             # compute dtype (float32 | bfloat16); params stay float32
+  m.attention = "auto"            # ViT self-attention: auto | xla | cudnn | blocked (vit.self_attention)
   m.order_sigma_init = 5.0        # initial sigma of order-aware attention (learned, softplus)
   m.prev_mask_threshold = 0.49    # previous-round foreground for object-aware attention: prob > this
   # DepthAnythingV2 weights to start training from (a converted checkpoint folder, or a .pth /

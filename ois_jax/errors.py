@@ -22,8 +22,10 @@ class ClickError(OISError, ValueError):
 
 
 class ConfigError(OISError, ValueError):
-  """A config file, key or override value is unusable."""
+  """A config file, key or value is unusable, or cannot run on this machine (e.g. cuDNN attention
+  on a CPU)."""
 
 
 class DataError(OISError):
   """A dataset folder or sample is unusable."""
+

@@ -48,6 +48,7 @@ class DepthAnythingV2(nn.Module):
   variant: str = "vits"
   pos_embed_mode: str = "original"
   dtype: jnp.dtype = jnp.float32
+  attention: str = "auto"  # ViT self-attention implementation, see vit.self_attention
 
   @classmethod
   def from_config(cls, config: DepthConfig, **kwargs) -> "DepthAnythingV2":
@@ -57,7 +58,8 @@ class DepthAnythingV2(nn.Module):
   def __call__(self, images: jnp.ndarray, return_features: bool = False):
     """images: (B, H, W, 3). Returns depth (B, H, W) float32 [, the 4 encoder features (B, h, w, D)]."""
     features = DinoVisionTransformer.from_variant(
-        self.variant, pos_embed_mode=self.pos_embed_mode, dtype=self.dtype, name="pretrained")(images)
+        self.variant, pos_embed_mode=self.pos_embed_mode, dtype=self.dtype, attention=self.attention,
+        name="pretrained")(images)
     depth = DPTHead.from_variant(self.variant, dtype=self.dtype, name="depth_head")(features)
     depth = nn.relu(depth[..., 0]).astype(jnp.float32)  # DepthAnythingV2.forward's F.relu
     return (depth, features) if return_features else depth

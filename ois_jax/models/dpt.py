@@ -94,7 +94,8 @@ class Scratch(nn.Module):
     out = conv(self.features // 2, 3, dtype=self.dtype, name="output_conv1")(path)
     out = resize.resize_bilinear_align_corners(out, out_size)
     out = nn.relu(conv(32, 3, dtype=self.dtype, name="output_conv2_0")(out))
-    out = conv(self.num_outputs, 1, dtype=self.dtype, name="output_conv2_2")(out)
+    # The output layer runs in float32 whatever the compute dtype (the depth / the logits).
+    out = conv(self.num_outputs, 1, dtype=jnp.float32, name="output_conv2_2")(out)
     return out, path
 
 

@@ -24,6 +24,12 @@ block_order, order_maps, depth_source ("head" | "external"), backbone ("dav2" | 
 A disabled path has no parameters. A plain ViT has no depth decoder, so it needs
 depth_source="external". Parameters under 'encoder' and 'depth_head' (and the fixed Fourier
 matrix) are frozen: `trainable_mask` marks them False for optax.
+
+Precision (`model.dtype`): parameters, hence gradients and optimizer state, are float32. With
+"bfloat16" the convolutions, projections and MLPs compute in bfloat16; the encoder's residual
+stream, LayerNorm statistics, attention logits and softmax, depth, order maps and the output
+logits stay float32 (and the loss is float32). `model.attention` picks the encoder's
+self-attention implementation (vit.self_attention).
 """
 
 import dataclasses
@@ -73,6 +79,7 @@ class OISConfig:
   order_maps: str = "both"
   depth_source: str = "head"
   dtype: str = "float32"
+  attention: str = "auto"
   order_sigma_init: float = 5.0
   prev_mask_threshold: float = 0.49
 
@@ -103,7 +110,8 @@ class OISConfig:
   def validate(self):
     choices = {"backbone": ("dav2", "plain_vit"), "depth_source": ("head", "external"),
                "block_order": ("object_first", "order_first"),
-               "order_maps": ("both", "positive", "negative"), "dtype": ("float32", "bfloat16")}
+               "order_maps": ("both", "positive", "negative"), "dtype": ("float32", "bfloat16"),
+               "attention": vit.ATTENTION_IMPLEMENTATIONS}
     for key, allowed in choices.items():
       if getattr(self, key) not in allowed:
         raise ValueError(f"model.{key} must be one of {allowed}, got {getattr(self, key)!r}")
@@ -151,9 +159,10 @@ class OIS(nn.Module):
     embed_dim, depth, heads, layers = c.encoder_dims
     features, out_channels = c.head_sizes
     if c.backbone == "dav2":
-      self.encoder = vit.DinoVisionTransformer(embed_dim, depth, heads, layers, dtype=dtype)
+      self.encoder = vit.DinoVisionTransformer(embed_dim, depth, heads, layers, dtype=dtype,
+                                               attention=c.attention)
     else:
-      self.encoder = plain_vit.PlainViT(embed_dim, depth, heads, layers, dtype=dtype)
+      self.encoder = plain_vit.PlainViT(embed_dim, depth, heads, layers, dtype=dtype, attention=c.attention)
     if c.depth_source == "head":
       self.depth_head = dpt.DPTHead(features, out_channels, 1, True, dtype)
     self.seg_head = SegmentationHead(features, out_channels, dtype)

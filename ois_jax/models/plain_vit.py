@@ -14,14 +14,16 @@ from ois_jax.models import vit
 
 
 class PlainBlock(nn.Module):
+  """Pre-norm block; float32 residual stream as `vit.Block`."""
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: jnp.dtype = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x):
     norm = lambda name: nn.LayerNorm(vit.LAYER_NORM_EPS, dtype=self.dtype, name=name)
-    x = x + vit.Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x))
+    x = x + vit.Attention(self.num_heads, self.dtype, self.attention, name="attn")(norm("norm1")(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
     return x + vit.Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x))
 
@@ -33,6 +35,7 @@ class PlainViT(nn.Module):
   num_heads: int = 12
   intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
   dtype: jnp.dtype = jnp.float32
+  attention: str = "auto"  # see vit.self_attention
 
   @nn.compact
   def __call__(self, images):
@@ -42,13 +45,13 @@ class PlainViT(nn.Module):
     cls_token = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, d))
     pos_embed = self.param("pos_embed", nn.initializers.normal(0.02), (1, 1 + gh * gw, d))
     x = vit.PatchEmbed(d, self.dtype, name="patch_embed")(images.astype(self.dtype))
-    x = x.reshape(b, gh * gw, d)
+    x = x.reshape(b, gh * gw, d).astype(jnp.float32)  # float32 residual stream (see vit.Block)
     x = jnp.concatenate([jnp.broadcast_to(cls_token.astype(x.dtype), (b, 1, d)), x], axis=1)
     x = x + pos_embed.astype(x.dtype)
     final_norm = nn.LayerNorm(vit.LAYER_NORM_EPS, dtype=self.dtype, name="norm")
     outputs = []
     for i in range(self.depth):
-      x = PlainBlock(self.num_heads, dtype=self.dtype, name=f"blocks_{i}")(x)
+      x = PlainBlock(self.num_heads, dtype=self.dtype, attention=self.attention, name=f"blocks_{i}")(x)
       if i in self.intermediate_layers:
         outputs.append(final_norm(x)[:, 1:].reshape(b, gh, gw, d))
     return outputs

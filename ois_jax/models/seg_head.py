@@ -91,7 +91,7 @@ class SplitScratch(nn.Module):
     self.refinenet4 = SplitFusionBlock(f, d)
     self.output_conv1 = dpt.conv(f // 2, 3, dtype=d)
     self.output_conv2_0 = dpt.conv(32, 3, dtype=d)
-    self.output_conv2_2 = dpt.conv(self.num_outputs, 1, dtype=d)
+    self.output_conv2_2 = dpt.conv(self.num_outputs, 1, dtype=jnp.float32)  # float32 logits
 
   def prepare(self, l1, l2, l3):
     """Projected levels 1-3 -> the skip features of refinenet1-3 (per image)."""

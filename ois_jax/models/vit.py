@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ois_jax.errors import ConfigError
 from ois_jax.models import resize
 
 LAYER_NORM_EPS = 1e-6
@@ -75,22 +76,39 @@ class PatchEmbed(nn.Module):
 # Size of one (rows, N) fp32 logits block in `blocked_attention`. Swept on the 2-core CPU at
 # 518 px (N = 1370): 1.5, 2.5, 4 and 8 MB gave 0.99, 1.02, 0.86 and 0.91 s per ViT-S image.
 ATTENTION_BLOCK_BYTES = 4_000_000
+# The same on GPUs and TPUs, where each block should be one large matmul rather than fit a cache
+# (not tuned: no accelerator has run it yet). At 2044 px that is 7 blocks per head.
+ACCELERATOR_BLOCK_BYTES = 2**28
+
+# `model.attention` values (see `self_attention`).
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn", "blocked")
+
+# "auto" keeps the plain formula only while its (B, heads, N, N) float32 logits fit in this many
+# bytes; past it (ViT-B at 2044 px: 12 x 21,317^2 x 4 B = 22 GB per layer) it takes the blocked
+# loop, whose memory is O(N x block) instead of O(N^2).
+PLAIN_ATTENTION_MAX_BYTES = 2**30
 
 
 def plain_attention(q, k, v):
-  """softmax(q k^T / sqrt(d)) v. q, k, v: (B, heads, N, hd) -> (B, heads, N, hd)."""
-  logits = (q * q.shape[-1]**-0.5) @ k.swapaxes(-1, -2)  # (B, heads, N, N)
-  weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+  """softmax(q k^T / sqrt(d)) v. q, k, v: (B, heads, N, hd) -> (B, heads, N, hd).
+
+  Logits and softmax in float32 whatever the input dtype; the weights return to v's dtype.
+  """
+  logits = jnp.matmul(q * q.shape[-1]**-0.5, k.swapaxes(-1, -2),
+                      preferred_element_type=jnp.float32)  # (B, heads, N, N)
+  weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   return weights @ v
 
 
 def blocked_attention(q, k, v, block_bytes: int = ATTENTION_BLOCK_BYTES):
   """`plain_attention`, one (head, query block) at a time. Same shapes, same values.
 
-  XLA:CPU cannot fuse the two matmuls with the softmax, so the plain form streams the whole
-  (B, heads, N, N) logits tensor (45 MB per ViT-S layer at 518) through memory several times;
-  this loop keeps each (rows, N) block in cache and cuts a ViT-S depth pass at 518 px from
-  about 1.0 s to 0.85 s on 2 cores. GPUs and TPUs keep the plain form (see `Attention`).
+  Only one (rows, N) float32 logits block exists at a time (rows = block_bytes / 4N), so the
+  temporary memory is O(N x rows) rather than the plain form's O(heads x N^2). On CPU it is
+  also faster: XLA:CPU cannot fuse the two matmuls with the softmax, so the plain form streams
+  the whole (B, heads, N, N) logits tensor (45 MB per ViT-S layer at 518) through memory
+  several times; this loop keeps each block in cache and cuts a ViT-S depth pass at 518 px from
+  about 1.0 s to 0.85 s on 2 cores.
   """
   b, h, n, d = q.shape
   num_blocks = max(1, -(-n * n * 4 // block_bytes))
@@ -110,23 +128,107 @@ def blocked_attention(q, k, v, block_bytes: int = ATTENTION_BLOCK_BYTES):
   return out.reshape(b, h, num_blocks * rows, d)[:, :, :n]
 
 
+def _blocked(q, k, v):
+  """`blocked_attention` on (B, N, heads, hd) tensors, with the block size of the platform."""
+  heads_first = lambda x: x.transpose(0, 2, 1, 3)
+
+  def run(block_bytes):
+    return lambda q, k, v: heads_first(blocked_attention(heads_first(q), heads_first(k), heads_first(v),
+                                                         block_bytes))
+  return jax.lax.platform_dependent(q, k, v, cpu=run(ATTENTION_BLOCK_BYTES),
+                                    default=run(ACCELERATOR_BLOCK_BYTES))
+
+
+def _xla(q, k, v):
+  """The plain formula as jax.nn.dot_product_attention writes it (einsum, float32 softmax,
+  einsum): standard ops only, so ONNX converters can express it. On CPU its (B, N, heads, hd)
+  einsums run about 2x slower than the heads-first batched matmuls of `blocked_attention`."""
+  return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+
+
+def _cudnn(q, k, v):
+  return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+
+
+def cudnn_supported(q) -> bool:
+  """Whether cuDNN flash attention takes these (B, N, heads, hd) queries on this machine:
+  float16/bfloat16, head dim a multiple of 8 and at most 128, NVIDIA GPUs of compute
+  capability 8.0 (Ampere) or newer."""
+  if q.dtype not in (jnp.bfloat16, jnp.float16) or q.shape[-1] % 8 or q.shape[-1] > 128:
+    return False
+  try:
+    gpus = jax.devices("cuda")
+  except RuntimeError:  # no CUDA backend in this process
+    return False
+  return all(tuple(int(p) for p in gpu.compute_capability.split(".")) >= (8, 0) for gpu in gpus)
+
+
+def _bounded_unless_small(q, k, v):
+  b, n, h, _ = q.shape
+  small = b * h * n * n * 4 <= PLAIN_ATTENTION_MAX_BYTES
+  return _xla(q, k, v) if small else _blocked(q, k, v)
+
+
+def _gpu_auto(q, k, v):
+  if cudnn_supported(q):
+    try:
+      return _cudnn(q, k, v)
+    except NotImplementedError:  # a shape cuDNN's flash kernel rejects (checked when tracing)
+      pass
+  return _bounded_unless_small(q, k, v)
+
+
+def self_attention(q, k, v, implementation: str = "auto"):
+  """Scaled dot-product self-attention. q, k, v: (B, N, heads, hd) -> (B, N, heads, hd).
+
+  implementation:
+    "xla": the plain formula (jax.nn.dot_product_attention's XLA path): O(N^2) logits.
+    "cudnn": cuDNN flash attention (NVIDIA GPU, float16/bfloat16): O(N) memory.
+    "blocked": `blocked_attention` on any platform: O(N x block) memory (blocks of
+      ATTENTION_BLOCK_BYTES on CPU, ACCELERATOR_BLOCK_BYTES elsewhere).
+    "auto": blocked on CPU; on NVIDIA GPUs cuDNN where shapes and dtypes allow; otherwise
+      xla, or blocked when the plain logits would exceed PLAIN_ATTENTION_MAX_BYTES. Chosen when
+      lowering, so one jitted function serves CPU and accelerators.
+  Logits and softmax are float32 in every implementation.
+  """
+  if implementation == "auto":
+    return jax.lax.platform_dependent(q, k, v, cpu=_blocked, cuda=_gpu_auto,
+                                      default=_bounded_unless_small)
+  if implementation == "xla":
+    return _xla(q, k, v)
+  if implementation == "blocked":
+    return _blocked(q, k, v)
+  if implementation == "cudnn":
+    if not cudnn_supported(q):
+      raise ConfigError(
+          f"model.attention='cudnn' needs an NVIDIA GPU (compute capability >= 8.0) and "
+          f"float16/bfloat16 heads of dim <= 128 and a multiple of 8; got {q.dtype} heads of dim "
+          f"{q.shape[-1]} on {jax.default_backend()}. Use 'auto' to fall back where it cannot run")
+    try:
+      return _cudnn(q, k, v)
+    except NotImplementedError as e:
+      raise ConfigError(f"model.attention='cudnn' cannot run this shape {tuple(q.shape)}: {e}") from e
+  raise ConfigError(f"attention implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                    f"got {implementation!r}")
+
+
 class Attention(nn.Module):
-  """Multi-head self-attention with a fused qkv projection. (B, N, D) -> (B, N, D)."""
+  """Multi-head self-attention with a fused qkv projection. (B, N, D) -> (B, N, D).
+
+  `implementation`: see `self_attention`.
+  """
   num_heads: int
   dtype: jnp.dtype = jnp.float32
+  implementation: str = "auto"
 
   @nn.compact
   def __call__(self, x):
     b, n, d = x.shape
     head_dim = d // self.num_heads
     qkv = nn.Dense(3 * d, dtype=self.dtype, name="qkv")(x)
-    # (3, B, heads, N, hd): batch dims leading, as DINOv2 does. XLA:CPU runs these batched
-    # matmuls about 2x faster than jax.nn.dot_product_attention's (B, N, heads, hd) einsums.
-    q, k, v = qkv.reshape(b, n, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
-    # Chosen when lowering, so one jitted function serves CPU (blocked) and accelerators (plain).
-    out = jax.lax.platform_dependent(q, k, v, cpu=blocked_attention, default=plain_attention)
-    out = out.transpose(0, 2, 1, 3).reshape(b, n, d)  # (B, N, D)
-    return nn.Dense(d, dtype=self.dtype, name="proj")(out)
+    qkv = qkv.reshape(b, n, 3, self.num_heads, head_dim)  # DINOv2's order of the fused projection
+    out = self_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.implementation)
+    return nn.Dense(d, dtype=self.dtype, name="proj")(out.reshape(b, n, d))
 
 
 class LayerScale(nn.Module):
@@ -150,15 +252,22 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-  """Pre-norm transformer block with LayerScale."""
+  """Pre-norm transformer block with LayerScale. (B, N, D) float32 -> (B, N, D) float32.
+
+  The residual stream stays float32 whatever `dtype` is: LayerScale makes each block's update
+  small next to the stream, and bfloat16's 8-bit mantissa would round much of it away. Norms,
+  projections and the MLP compute in `dtype`; LayerNorm statistics are float32 (flax).
+  """
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: jnp.dtype = jnp.float32
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x):
     norm = lambda name: nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name=name)
-    x = x + LayerScale(name="ls1")(Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x)))
+    attn = Attention(self.num_heads, self.dtype, self.attention, name="attn")
+    x = x + LayerScale(name="ls1")(attn(norm("norm1")(x)))
     hidden = int(x.shape[-1] * self.mlp_ratio)
     x = x + LayerScale(name="ls2")(Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x)))
     return x
@@ -171,6 +280,8 @@ class DinoVisionTransformer(nn.Module):
     embed_dim, depth, num_heads: the variant (see VARIANTS).
     intermediate_layers: block indices whose outputs are returned.
     pos_embed_mode: "original" (DAv2) or "hf" (Hugging Face) interpolation.
+    dtype: compute dtype (parameters and the residual stream stay float32).
+    attention: self-attention implementation (see `self_attention`).
   """
   embed_dim: int = 384
   depth: int = 12
@@ -178,6 +289,7 @@ class DinoVisionTransformer(nn.Module):
   intermediate_layers: tuple[int, ...] = (2, 5, 8, 11)
   pos_embed_mode: str = "original"
   dtype: jnp.dtype = jnp.float32
+  attention: str = "auto"
 
   @classmethod
   def from_variant(cls, variant: str, **kwargs) -> "DinoVisionTransformer":
@@ -190,7 +302,7 @@ class DinoVisionTransformer(nn.Module):
   def __call__(self, images: jnp.ndarray) -> list[jnp.ndarray]:
     """images: (B, H, W, 3) normalised, H and W multiples of 14.
 
-    Returns: 4 arrays (B, H/14, W/14, D).
+    Returns: 4 arrays (B, H/14, W/14, D) in the compute dtype.
     """
     b, h, w, _ = images.shape
     if h % PATCH_SIZE or w % PATCH_SIZE:
@@ -203,14 +315,14 @@ class DinoVisionTransformer(nn.Module):
     self.param("mask_token", nn.initializers.zeros, (1, d))
 
     x = PatchEmbed(d, self.dtype, name="patch_embed")(images.astype(self.dtype))
-    x = x.reshape(b, gh * gw, d)
+    x = x.reshape(b, gh * gw, d).astype(jnp.float32)  # the float32 residual stream (see Block)
     x = jnp.concatenate([jnp.broadcast_to(cls_token.astype(x.dtype), (b, 1, d)), x], axis=1)
     x = x + interpolate_pos_embed(pos_embed, gh, gw, self.pos_embed_mode).astype(x.dtype)
 
     final_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")
     outputs = []
     for i in range(self.depth):
-      x = Block(self.num_heads, dtype=self.dtype, name=f"blocks_{i}")(x)
+      x = Block(self.num_heads, dtype=self.dtype, attention=self.attention, name=f"blocks_{i}")(x)
       if i in self.intermediate_layers:
         outputs.append(final_norm(x)[:, 1:].reshape(b, gh, gw, d))
     return outputs

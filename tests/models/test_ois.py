@@ -182,6 +182,8 @@ def test_invalid_switches_are_rejected():
     ois.build_model(T.tiny_model_config(use_sparse=False, use_dense=False))
   with pytest.raises(ValueError, match="order_maps"):
     ois.build_model(T.tiny_model_config(order_maps="all"))
+  with pytest.raises(ValueError, match="model.attention must be one of"):
+    ois.build_model(T.tiny_model_config(attention="flash"))
 
 
 def test_external_depth_is_required_when_configured(base):

@@ -102,6 +102,24 @@ class Predictor:
   def is_image_set(self) -> bool:
     return self._state is not None
 
+  @property
+  def image_state(self) -> dict | None:
+    """The encoded image (`ois.encode_image` output, batch 1), e.g. its 'depth' (1, S, S) in
+    [0, 1]; None before set_image."""
+    return self._state
+
+  @property
+  def transform(self) -> transforms.Transform | None:
+    """How the current image sits in the model input (coordinates, resize matrices)."""
+    return self._tf
+
+  def model_clicks(self, clicks: Sequence[tuple[float, float, bool]]) -> Clicks:
+    """Validated clicks in original pixels -> the model's fixed-slot `Clicks` (batch 1)."""
+    if self._state is None:
+      raise ClickError("no image set: call set_image() first")
+    h, w = self._tf.orig_hw
+    return self._clicks(clicks, h, w)
+
   # --- per click ---------------------------------------------------------------------
   def predict(self, clicks: Sequence[tuple[float, float, bool]], prev_mask: np.ndarray | None = None,
               return_logits: bool = False) -> np.ndarray:

@@ -14,7 +14,6 @@ its wall time and, where the backend reports it, the device's peak memory.
 """
 
 import argparse
-import importlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.models import ois, vit
+from ois_jax.config import load_config
 
 
 def resolved_kind(hlo_text: str) -> str:
@@ -79,7 +79,7 @@ def main(argv=None):
   p.add_argument("--out", default=None, help="also write the JSON here")
   args = p.parse_args(argv)
 
-  config = importlib.import_module(f"ois_jax.configs.{args.config}").get_config()
+  config = load_config(args.config)
   if args.input_size:
     config.model.input_size = args.input_size
   if args.dtype:

@@ -10,7 +10,6 @@ from PEAK_BF16_TFLOPS, for bfloat16 runs). Peak memory where the backend reports
 """
 
 import argparse
-import importlib
 import json
 import os
 import time
@@ -19,6 +18,7 @@ import jax
 import numpy as np
 
 from ois_jax.training import sharding, train_step as ts
+from ois_jax.config import load_config
 
 
 # Dense bfloat16 peak TFLOP/s by device kind (vendor data sheets, no sparsity), for --peak-tflops auto.
@@ -54,7 +54,7 @@ def synthetic_batch(config, rng):
 def measure(name: str, steps: int, batch_size: int | None, dtype: str | None = None,
             peak_tflops: float | str | None = None, attention: str | None = None,
             input_size: int | None = None) -> dict:
-  config = importlib.import_module(f"ois_jax.configs.{name}").get_config()
+  config = load_config(name)
   if batch_size:
     config.data.batch_size = batch_size
   if dtype:

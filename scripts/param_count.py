@@ -6,22 +6,16 @@ Shapes only (jax.eval_shape): nothing is initialised or allocated.
 """
 
 import argparse
-import importlib.util
 import json
 
 import jax
 import numpy as np
 
+from ois_jax.config import load_config
+from ois_jax.errors import OISError
 from ois_jax.models import ois
 
 PAPER_TOTAL_M = 107.88
-
-
-def _load_config(path):
-  spec = importlib.util.spec_from_file_location("_cfg", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def count(cfg_model) -> dict:
@@ -46,9 +40,14 @@ def count(cfg_model) -> dict:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--config", default="configs/ois_vitb_1024.py")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args(argv)
-  c = count(_load_config(args.config).model)
+  try:
+    config = load_config(args.config, args.set)
+  except OISError as e:
+    parser.exit(2, f"param_count: error: {e}\n")
+  c = count(config.model)
   if args.json:
     print(json.dumps(c, indent=2))
     return 0

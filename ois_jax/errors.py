@@ -19,3 +19,7 @@ class ClickError(OISError):
 
 class DataError(OISError):
   """A dataset folder or sample is unusable."""
+
+
+class DistributedError(OISError, ValueError):
+  """The multi-process setup (coordinator address, process count or id) is invalid or unreachable."""

@@ -223,10 +223,11 @@ def _max_distance_one(mask: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.
   dc2 = _row_pass_offsets(gc * gc)
   dc = _sqrt32(dc2)
   slack = (s - 1) * math.sqrt(2.0)
-  # float32 rounding of these bounds is far below the +-2 kept as margin.
-  upper = jnp.floor((s * dc + slack) ** 2).astype(jnp.int32) + 2
+  # The bounds are float32: a relative margin of 2^-20 (several times its rounding error) and
+  # 2 keep them on the safe side.
+  upper = jnp.floor((s * dc + slack) ** 2 * (1 + 2.0 ** -20)).astype(jnp.int32) + 2
   upper = jnp.minimum(upper, blocks(g2).max(axis=(2, 3)))  # D <= g^2 (a background pixel above/below)
-  lower = jnp.floor(jnp.maximum(s * dc - slack, 0.0) ** 2).astype(jnp.int32) - 2
+  lower = jnp.floor(jnp.maximum(s * dc - slack, 0.0) ** 2 * (1 - 2.0 ** -20)).astype(jnp.int32) - 2
   usable = blocks(keep).any(axis=(2, 3))  # blocks that hold a pixel that may be chosen
   start = jnp.max(jnp.where(usable, lower, 0))  # the answer is at least this
   keep_blocks = blocks(keep).reshape(nb * mb, s, s)

@@ -13,7 +13,7 @@ import time
 import jax
 
 from ois_jax.errors import DataError
-from ois_jax.training import checkpointing, sharding, train_step as ts
+from ois_jax.training import checkpointing, distributed, sharding, train_step as ts
 
 
 def write_config(config, workdir: str) -> str:
@@ -99,7 +99,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   Returns:
     {'start_step', 'final_step', 'history': [...], 'validation': [...], 'workdir'}.
   """
-  sharding.maybe_initialize_distributed(config)
+  distributed.initialize(config)  # multi-process: before any device is touched
+  log = distributed.main_only(log)
   fns = fns or ts.ModelFns()
   make_data = make_data or default_data
   make_validation = make_validation or default_validation
@@ -128,12 +129,12 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   if latest is not None:
     state, data_state, start = ckpt.restore(state, latest)
     if data_state is not None:
-      data.set_state(data_state)
+      data.set_state(distributed.local_data_state(data_state))
     log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
         + (f" (already at total_steps={total})" if start >= total else ""))
   else:
     log(f"Starting training from scratch in {workdir} ({total} steps, "
-        f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
+        f"{jax.device_count()} device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)})")
 
   step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
                               state_shardings, mesh)
@@ -158,6 +159,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
         jax.block_until_ready(metrics)
         started = time.time()  # the time limit counts from the compiled first step
       out_of_time = time_limit_s is not None and time.time() - started > time_limit_s
+      if time_limit_s is not None:  # clocks differ: all processes follow process 0
+        out_of_time = distributed.agree(out_of_time)
       last = step == end or out_of_time
       if step % log_every == 0 or last:
         for s, m in jax.device_get(pending):
@@ -177,7 +180,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
         validations.append(dict(val_metrics, step=step))
         log(f"step {step}: validation " + ", ".join(f"{k}={v:.4f}" for k, v in val_metrics.items()))
       if step % ckpt_every == 0 or last or val_metrics is not None:
-        ckpt.save(step, state, data.get_state(), metrics=val_metrics)
+        ckpt.save(step, state, distributed.gather_data_state(data.get_state()), metrics=val_metrics)
       if out_of_time:
         log(f"Stopping at step {step}: time limit of {time_limit_s:.0f}s reached")
         break

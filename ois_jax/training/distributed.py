@@ -27,7 +27,7 @@ ENVIRONMENT = {"coordinator_address": "JAX_COORDINATOR_ADDRESS",
                "num_processes": "JAX_NUM_PROCESSES", "process_id": "JAX_PROCESS_ID"}
 
 
-def _number(value, name: str, source: str) -> int | None:
+def _number(value, source: str) -> int | None:
   """An int setting; None when unset (-1 in the config, empty in the environment)."""
   if value is None or value == "" or value == -1:
     return None
@@ -56,7 +56,7 @@ def settings(config) -> dict:
         if not host or not port.isdigit():
           raise DistributedError(f"{source} must be HOST:PORT (e.g. 10.0.0.1:1234), got {value!r}")
     else:
-      value = _number(value, name=key, source=source)
+      value = _number(value, source)
     out[key] = value
   count, index = out["num_processes"], out["process_id"]
   if count is not None and count < 1:
@@ -84,7 +84,8 @@ def initialize(config) -> bool:
   """
   if not config.train.get("distributed", False):
     return False
-  if jax.distributed.is_initialized():
+  connected = getattr(jax.distributed, "is_initialized", None)
+  if connected is not None and connected():
     return True
   kwargs = settings(config)
   _use_cpu_collectives()

@@ -2,13 +2,16 @@
 
 Both loops use the same model, the same params and the same compiled decode, so they make the same
 predictions; the host loop only moves the click simulation to NumPy/SciPy with one device round trip
-per click (as RITM / SimpleClick / SegNext evaluate). Compile time is excluded from both.
+per click (as RITM / SimpleClick / SegNext evaluate). Compile time is excluded from both. The loops
+alternate `--repeats` times and the fastest pass of each counts (the 1-minute load average before
+and after is recorded: on a shared machine it moves the figures).
 
   python benchmarks/eval_speed.py --config configs/ois_tiny.py \\
       --data-dir ../shared/data/DAVIS345 --limit 8 --host-limit 4 --out runs/bench/eval_speed.json
   python benchmarks/eval_speed.py --config configs/ois_vitb_1024.py --data-dir .../DAVIS345 --sat
 
-Writes JSON with jitted / host clicks per second, their ratio, whether the click sequences agree,
+Writes JSON with jitted / host clicks per second, their ratio, whether the click sequences agree
+(the jitted simulator against the SciPy oracle, click by click),
 and (with --sat) the SAT latency (16x16 grid of single positive clicks on one image).
 """
 
@@ -36,6 +39,8 @@ def main(argv=None):
   p.add_argument("--canvas-multiple", type=int, default=64)
   p.add_argument("--sat", action="store_true", help="also measure SAT latency on the first image")
   p.add_argument("--sat-chunk", type=int, default=None, help="prompts per decode batch for SAT")
+  p.add_argument("--repeats", type=int, default=3,
+                 help="timed passes of each loop, alternating; the fastest counts")
   p.add_argument("--skip-loops", action="store_true", help="only SAT")
   p.add_argument("--out", default=None, help="JSON output path (also printed)")
   args = p.parse_args(argv)
@@ -74,39 +79,54 @@ def main(argv=None):
     # Jitted loop (compile first, then time execution only).
     for _, images, batch in batches:
       runner.compiled(params, images, batch)
-    jit_seconds, jit_clicks, jit_out = 0.0, 0, []
-    for k, images, batch in batches:
-      out, seconds = runner.run(params, images, batch)
-      jit_seconds += seconds
-      jit_clicks += k * args.max_clicks
-      jit_out.append(out)
-
     # Host loop on the first samples (warm-up compiles encode/predict with one click).
-    host_seconds, host_clicks, agree, compared = 0.0, 0, 0, 0
-    left = args.host_limit
-    _, images0, batch0 = batches[0]
-    runner.run_host_loop(params, images0, batch0, max_clicks=1)
-    for (k, images, batch), fast in zip(batches, jit_out):
+    host_batches, left = [], args.host_limit
+    for k, images, batch in batches:
       if left <= 0:
         break
+      host_batches.append((k, images, batch, min(k, left)))
+      left -= k
+    _, images0, batch0 = batches[0]
+    runner.run_host_loop(params, images0, batch0, max_clicks=1)
+
+    # The two loops alternate, `repeats` times each, and the fastest pass of each counts: on a
+    # shared machine the load changes from second to second, and the minimum is the run that
+    # others disturbed least.
+    load_before = os.getloadavg()
+    jit_passes, host_passes = [], []
+    for _ in range(max(1, args.repeats)):
+      seconds, jit_out = 0.0, []
+      for k, images, batch in batches:
+        out, took = runner.run(params, images, batch)
+        seconds += took
+        jit_out.append(out)
+      jit_passes.append(seconds)
       start = time.perf_counter()
-      slow = runner.run_host_loop(params, images, batch)
-      host_seconds += time.perf_counter() - start
-      host_clicks += k * args.max_clicks
-      for row in range(min(k, left)):
+      host_out = [runner.run_host_loop(params, images, batch) for _, images, batch, _ in host_batches]
+      host_passes.append(time.perf_counter() - start)
+    load_after = os.getloadavg()
+
+    agree = compared = 0
+    for (_, _, _, real), fast, slow in zip(host_batches, jit_out, host_out):
+      for row in range(real):  # dummy rows of a partial batch are not compared
         compared += 1
         agree += bool(np.array_equal(fast.ys[row], slow.ys[row]) and
                       np.array_equal(fast.xs[row], slow.xs[row]) and
                       np.array_equal(fast.positive[row], slow.positive[row]))
-      left -= k
-    # The host loop's batch rows are all simulated (dummy rows too); count real ones only.
+    # Clicks count the real samples of each batch (not the dummy rows of a partial one).
+    jit_clicks = sum(k for k, _, _ in batches) * args.max_clicks
+    host_clicks = sum(k for k, _, _, _ in host_batches) * args.max_clicks
+    jit_seconds, host_seconds = min(jit_passes), min(host_passes)
     jit_cps = jit_clicks / jit_seconds
     host_cps = host_clicks / host_seconds
     result.update(samples_jitted=jit_clicks // args.max_clicks,
                   samples_host=host_clicks // args.max_clicks,
                   jitted_clicks_per_s=jit_cps, host_clicks_per_s=host_cps,
                   ratio=jit_cps / host_cps, jitted_seconds=jit_seconds, host_seconds=host_seconds,
-                  jitted_SPC=jit_seconds / jit_clicks, identical_click_sequences=f"{agree}/{compared}")
+                  jitted_SPC=jit_seconds / jit_clicks, identical_click_sequences=f"{agree}/{compared}",
+                  repeats=len(jit_passes), jitted_pass_seconds=jit_passes,
+                  host_pass_seconds=host_passes, cpu_count=os.cpu_count(),
+                  load_average_1min=[load_before[0], load_after[0]])
 
   if args.sat:
     image = dataset.source[0]["image"]

@@ -13,7 +13,8 @@ the candidate objects as 'masks' (K, H, W) bool (or a label map 'segmentation' (
 labels >= 1 are objects), optional 'ignore' (H, W) bool, optional 'depth' (H, W) float32, 'name'.
 
 Per-record pipeline (grain MapDataset, deterministic per seed and element index):
-  shard -> shuffle (reshuffled each epoch) -> repeat -> random_map(SampleTransform)
+  shuffle (reshuffled each epoch) -> repeat -> random_map(SampleTransform) -> this process's
+  rows of each global batch (`ProcessRows`, several processes only)
 A record that cannot be used (unreadable image, no object of the minimum area, object too
 small after augmentation in every try) becomes a 'skip' element; the batching iterator drops
 and counts it (`iterator.stats`), so bad data never reaches JAX. The iterator state is the grain
@@ -189,6 +190,35 @@ def normalize(images: np.ndarray, content: np.ndarray) -> np.ndarray:
   return np.where(content[..., None], x, np.float32(0.0))
 
 
+class ProcessRows(grain.MapDataset):
+  """One process's part of a global element sequence split into global batches.
+
+  With `count` processes of `per_process` rows each, global batch t holds global elements
+  [t * count * per_process, (t + 1) * count * per_process) and process `index` takes the
+  `per_process` consecutive ones starting at offset index * per_process: its element j is global
+  element (j // per_process) * count * per_process + index * per_process + j % per_process. Only
+  those elements are ever read; shuffling and augmentation seeds follow the global index.
+  """
+
+  def __init__(self, parent: grain.MapDataset, index: int, count: int, per_process: int):
+    super().__init__(parent)
+    self._index, self._count, self._per = int(index), int(count), int(per_process)
+    if not 0 <= self._index < self._count:
+      raise DataError(f"shard index {index} is outside [0, {count})")
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._count
+
+  def _global_index(self, j: int) -> int:
+    batch, row = divmod(int(j), self._per)
+    return (batch * self._count + self._index) * self._per + row
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self._parent[self._global_index(index)]
+
+
 class TrainIterator(grain.DatasetIterator):
   """Batches per-record elements, dropping and counting skipped ones. Checkpointable."""
 
@@ -260,8 +290,11 @@ def make_train_iterator(config, source, seed: int | None = None, *, batch_size: 
       `make_source(config, "train")`.
     seed: shuffle/augmentation seed (default config.seed).
     batch_size: batch of THIS process (default config.data.batch_size // shard_count).
-    shard_index, shard_count: this process's disjoint shard of the records (default
-      jax.process_index(), jax.process_count(): each host reads its own records).
+    shard_index, shard_count: this process's rows of every global batch (default
+      jax.process_index(), jax.process_count()): each process reads and augments only its
+      `batch_size` elements of the global element sequence (`ProcessRows`), so the global batch
+      is the one a single process would see, whatever the process count (as long as no record
+      is skipped: a skipped element is replaced from the process's own next rows).
     num_threads: grain read threads (default config.data.num_threads).
   """
   if source is None:
@@ -281,10 +314,10 @@ def make_train_iterator(config, source, seed: int | None = None, *, batch_size: 
   if num_threads is None:
     num_threads = int(d.get("num_threads", 2))
   ds = grain.MapDataset.source(SafeSource(source))
-  if shard_count > 1:
-    ds = ds[shard_index::shard_count]
   ds = ds.shuffle(seed=seed).repeat(None)
   ds = ds.random_map(SampleTransform(config), seed=(seed + 0x5EED) % 2**32)
+  if shard_count > 1:
+    ds = ProcessRows(ds, shard_index, shard_count, batch_size)
   read = grain.ReadOptions(num_threads=num_threads,
                            prefetch_buffer_size=int(d.get("prefetch_buffer", 4 * batch_size)))
   it_ds = ds.to_iter_dataset(read)

@@ -29,3 +29,6 @@ class ConfigError(OISError, ValueError):
 class DataError(OISError):
   """A dataset folder or sample is unusable."""
 
+
+class DistributedError(OISError, ValueError):
+  """The multi-process setup (coordinator address, process count or id) is invalid or unreachable."""

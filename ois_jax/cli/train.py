@@ -44,6 +44,9 @@ def main(argv: list[str]) -> int:
   config, workdir, quiet = parse(argv)
   from ois_jax.training import trainer
   summary = trainer.train(config, workdir, quiet=quiet)
+  import jax
+  if jax.process_index() != 0:  # multi-process: process 0 reports
+    return 0
   last = summary["history"][-1] if summary["history"] else {}
   print(f"Finished at step {summary['final_step']} in {summary['workdir']}"
         + (f" (loss {last['loss']:.4f})" if "loss" in last else ""))

@@ -3,7 +3,7 @@
 `next_click` has exactly the semantics of the NumPy oracle (`clicker.next_click`) but works on
 padded canvases: a sample's real region is its (H, W) top-left corner of a larger fixed canvas and
 pixels outside it are neither false negative nor false positive. Those zeros, plus the canvas border
-that `edt.squared_edt` treats as background, reproduce the oracle's 1-pixel zero padding exactly,
+that `edt` treats as background, reproduce the oracle's 1-pixel zero padding exactly,
 and row-major order inside the real region is the same as on the canvas.
 
 `click_loop` runs all clicks of a batch of samples under one jit (`jax.lax.scan` over clicks):
@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ois_jax.evaluation.edt import squared_edt
+from ois_jax.evaluation import edt
 
 
 def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Array | None = None,
@@ -29,7 +29,9 @@ def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Ar
     pred: (..., Hc, Wc) bool prediction.
     clicked: (..., Hc, Wc) bool, already clicked pixels.
     valid: (..., Hc, Wc) bool real-image region (None: the whole canvas is real).
-    edt_method: see `edt.squared_edt` (both methods are exact; "auto" picks by backend).
+    edt_method: "bounded" (`edt.max_distance`: only the maxima, CPU default), or a whole
+      transform and its argmax: "offsets" (GPU/TPU default) or "envelope"; "auto" picks by
+      backend. All are exact.
   Returns:
     y, x: (...) int32 canvas = original coordinates; is_positive: (...) bool.
   """
@@ -39,15 +41,22 @@ def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Ar
   obj = gt == 1
   fn = obj & ~pred & not_ignore
   fp = ~obj & pred & not_ignore
-  d2 = squared_edt(jnp.stack([fn, fp], axis=-3), edt_method)  # (..., 2, Hc, Wc)
+  errors = jnp.stack([fn, fp], axis=-3)  # (..., 2, Hc, Wc)
+  wc = gt.shape[-1]
+  if edt_method == "auto":
+    edt_method = "bounded" if jax.default_backend() == "cpu" else "offsets"
+  if edt_method == "bounded":
+    maxima, first = edt.max_distance(errors, (~clicked)[..., None, :, :])  # (..., 2) each
+    is_positive = maxima[..., 0] > maxima[..., 1]  # a tie gives a negative click
+    index = jnp.where(is_positive, first[..., 0], first[..., 1])
+    return index // wc, index % wc, is_positive
   # float32 distances, as the oracle (its SciPy float64 sqrt of an integer rounds to the same float32).
-  dist = jnp.sqrt(d2.astype(jnp.float32)) * (~clicked)[..., None, :, :]
+  dist = edt.edt(errors, edt_method) * (~clicked)[..., None, :, :]
   flat = dist.reshape(dist.shape[:-2] + (-1,))  # (..., 2, Hc*Wc)
   maxima = flat.max(axis=-1)  # (..., 2)
   is_positive = maxima[..., 0] > maxima[..., 1]  # a tie gives a negative click
   chosen = jnp.where(is_positive[..., None], flat[..., 0, :], flat[..., 1, :])
   index = jnp.argmax(chosen, axis=-1).astype(jnp.int32)  # first maximum in row-major order
-  wc = gt.shape[-1]
   return index // wc, index % wc, is_positive
 
 

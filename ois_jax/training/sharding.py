@@ -16,12 +16,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ois_jax.errors import OISError
 
 
-def maybe_initialize_distributed(config) -> None:
-  """Multi-host: connect the processes before any device is touched (`train.distributed`)."""
-  if config.train.get("distributed", False):
-    jax.distributed.initialize()
-
-
 def make_mesh(config, devices=None) -> Mesh:
   """Mesh of shape `train.mesh_shape` (one -1 takes the remaining devices) over `train.mesh_axes`."""
   devices = list(jax.devices() if devices is None else devices)

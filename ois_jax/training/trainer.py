@@ -23,7 +23,8 @@ import time
 import jax
 
 from ois_jax.errors import DataError, OISError
-from ois_jax.training import checkpointing, sharding, train_step as ts, workdir as workdir_lib
+from ois_jax.training import checkpointing, distributed, sharding, train_step as ts
+from ois_jax.training import workdir as workdir_lib
 
 
 class Interrupted(OISError):
@@ -181,7 +182,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   # Cheap checks first: bad input must fail in seconds, with one line.
   workdir_lib.check_config_values(config)
   workdir = workdir_lib.check_workdir(workdir)
-  sharding.maybe_initialize_distributed(config)
+  distributed.initialize(config)  # multi-process: before any device is touched
+  log = distributed.main_only(log)
   fns = fns or ts.ois_fns()
   make_data = make_data or default_data
   make_validation = make_validation or default_validation
@@ -215,7 +217,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     if restored is not None:
       state, data_state, start = restored
       if data_state is not None:
-        data.set_state(data_state)
+        data.set_state(distributed.local_data_state(data_state))
       log(f"Resuming from checkpoint at step {start} in {ckpt.directory}"
           + (f" (already at total_steps={total})" if start >= total else ""))
       if depth_checkpoint:
@@ -224,8 +226,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     else:
       if resuming:
         log(f"No intact checkpoint left in {ckpt.directory}: starting from scratch")
-      log(f"Starting training from scratch in {workdir} ({total} steps, "
-          f"{jax.device_count()} device(s), mesh {dict(mesh.shape)})")
+      log(f"Starting training from scratch in {workdir} ({total} steps, {jax.device_count()} "
+          f"device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)})")
     if jax.process_index() == 0:  # only now: a refused or failed resume must not rewrite the record
       workdir_lib.write_config(config, workdir)
     step_fn = ts.jit_train_step(ts.make_train_step(model, config, fns, tx, trainable_mask),
@@ -287,7 +289,9 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
         saving = False
       pending.append((step, metrics))
       logger.bar.update(1)
-      stop = signals.signum is not None  # read once: a signal arriving later stops the next step
+      # Read once: a signal arriving later stops the next step. Every process stops at the same
+      # step (a preempted pod may signal only some of them), so the saves stay collective.
+      stop = distributed.agree_any(signals.signum is not None)
       last = step == end or stop
       if step % log_every == 0 or last:
         for s, m in jax.device_get(pending):
@@ -308,7 +312,7 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
         log(f"step {step}: validation " + ", ".join(f"{k}={v:.4f}" for k, v in val_metrics.items()))
         exports.maybe_best(step, state["params"], val_metrics, log)
       if step % ckpt_every == 0 or last or val_metrics is not None:
-        ckpt.save(step, state, data.get_state(), metrics=val_metrics)
+        ckpt.save(step, state, distributed.gather_data_state(data.get_state()), metrics=val_metrics)
         saving = True
       if stop:
         break
@@ -329,8 +333,9 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
   if jax.process_index() == 0:
     workdir_lib.write_summary(workdir, summary)
   if stop:
-    name = signal.Signals(signals.signum).name
+    name = signal.Signals(signals.signum or signal.SIGTERM).name
     raise Interrupted(f"stopped by {name} at step {step}; checkpoint {step} is saved in "
-                      f"{ckpt.directory}. Run the same command again to resume", signals.signum)
+                      f"{ckpt.directory}. Run the same command again to resume",
+                      signals.signum or signal.SIGTERM)
   summary["state"] = state
   return summary

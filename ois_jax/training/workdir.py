@@ -34,7 +34,7 @@ SAFE_TO_CHANGE = (
     "train.learning_rate", "train.lr_decay_steps", "train.log_every", "train.keep_checkpoints",
     "train.best_metric", "train.mesh_shape", "train.mesh_axes", "train.logical_axis_rules",
     "train.fsdp_min_size", "train.distributed", "train.coordinator_address", "train.num_processes",
-    "train.process_id", "train.*_port",
+    "train.process_id", "train.distributed_timeout_s",
     "eval.*", "data.worker_count", "data.num_threads", "data.prefetch_buffer",
     "model.depth_checkpoint",  # applied at initialisation only; a resume uses the checkpoint
 )
@@ -148,14 +148,6 @@ def load_initial_weights(path: str, workdir: str, log=print) -> dict:
   return params
 
 
-def host_params(params):
-  """Params as NumPy on every process (gathered from the other hosts when sharded across them)."""
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    params = multihost_utils.process_allgather(params, tiled=True)
-  return jax.device_get(params)
-
-
 class WeightExports:
   """`workdir/final` and `workdir/best`: self-describing params + config (ois_jax.checkpoint)."""
 
@@ -167,7 +159,8 @@ class WeightExports:
     self.best_value = (info.get("metrics") or {}).get(self.metric)  # kept across resumes
 
   def _save(self, name: str, params, info: dict) -> None:
-    params = host_params(params)
+    from ois_jax.training import distributed
+    params = distributed.host_local(params)  # every process takes part in the gather
     if jax.process_index() == 0:
       checkpoint.save_checkpoint(os.path.join(self.workdir, name), params, self.config.to_dict(),
                                  overwrite=True, info=info)

@@ -69,7 +69,6 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   Refuses an existing checkpoint unless `overwrite`, and never deletes a non-empty directory that
   is not a checkpoint. Returns the absolute directory path.
   """
-  import orbax.checkpoint as ocp  # lazy: slow import
 
   directory = os.path.abspath(directory)
   config = _config_to_dict(config)
@@ -87,7 +86,7 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
   try:
     params = _to_numpy(params)
-    with ocp.StandardCheckpointer() as ckptr:
+    with _local_checkpointer() as ckptr:
       ckptr.save(os.path.join(staging, PARAMS_DIR), params)
     metadata = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config}
     if info:
@@ -142,7 +141,6 @@ def _metadata(directory: str) -> dict:
 
 def load_checkpoint(directory: str) -> tuple[dict, dict]:
   """Returns (params as a nested dict of NumPy arrays, config dict)."""
-  import orbax.checkpoint as ocp
 
   directory = os.path.abspath(directory)
   config = stored_config(directory)
@@ -150,12 +148,22 @@ def load_checkpoint(directory: str) -> tuple[dict, dict]:
   if not os.path.isdir(params_path):
     raise CheckpointError(f"{params_path}: missing (the checkpoint is incomplete)")
   try:
-    with ocp.StandardCheckpointer() as ckptr:
+    with _local_checkpointer() as ckptr:
       params = ckptr.restore(params_path)
   except Exception as e:  # orbax/tensorstore raise many types for damaged files
     raise CheckpointError(f"{params_path}: cannot restore params ({type(e).__name__}: "
                           f"{_first_line(e)}); the checkpoint is corrupt or truncated") from None
   return _to_numpy(params), config
+
+
+def _local_checkpointer():
+  """An orbax StandardCheckpointer for this process alone: a weights folder is written and read by
+  one process (in multi-process training, process 0), with no barrier across processes."""
+  import jax
+  import orbax.checkpoint as ocp
+  me = jax.process_index()
+  return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}))
 
 
 def _first_line(e: Exception) -> str:

@@ -7,6 +7,8 @@ click source of the per-click host loop used by tests and benchmarks.
 import numpy as np
 from scipy import ndimage
 
+from ois_jax.evaluation import metrics
+
 
 def error_distances(gt: np.ndarray, pred: np.ndarray, clicked: np.ndarray):
   """Distance maps of the false-negative and false-positive regions, as the protocol defines.
@@ -57,14 +59,5 @@ def next_click(gt: np.ndarray, pred: np.ndarray, clicked: np.ndarray) -> tuple[i
 
 
 def iou(gt: np.ndarray, pred: np.ndarray) -> float:
-  """IoU of `pred` with the object (gt == 1), ignore pixels (gt == -1) removed from both sets.
-
-  An empty union (no object and no prediction outside ignore) counts as IoU 1.
-  """
-  gt = np.asarray(gt)
-  pred = np.asarray(pred, bool)
-  keep = gt != -1
-  obj = gt == 1
-  inter = np.count_nonzero(pred & obj & keep)
-  union = np.count_nonzero((pred | obj) & keep)
-  return float(inter / union) if union else 1.0
+  """IoU of `pred` (H, W) bool with the object of `gt` (H, W), ignore removed (`metrics.iou`)."""
+  return float(metrics.iou(np.asarray(gt), np.asarray(pred, bool)))

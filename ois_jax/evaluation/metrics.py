@@ -12,6 +12,26 @@ import numpy as np
 THRESHOLDS = (0.85, 0.90, 0.95)
 
 
+def iou(gt, pred, valid=None):
+  """IoU of `pred` with the object (gt == 1), ignore pixels (gt == -1) removed from both sets.
+
+  gt: (..., H, W) int 1 / 0 / -1; pred: (..., H, W) bool; valid: optional (..., H, W) bool region
+  (pixels outside it count as ignore, e.g. canvas padding). Returns (...) float32; an empty union
+  counts as 1. NumPy arrays give NumPy, JAX arrays (traced ones too) give JAX: the one IoU of the
+  oracle, the jitted click loop and the training metrics.
+  """
+  import jax
+  import jax.numpy as jnp
+  xp = jnp if any(isinstance(a, jax.Array) for a in (gt, pred, valid)) else np
+  keep = gt != -1
+  if valid is not None:
+    keep = keep & valid
+  obj = gt == 1
+  inter = xp.sum(pred & obj & keep, axis=(-2, -1))
+  union = xp.sum((pred | obj) & keep, axis=(-2, -1))
+  return xp.where(union > 0, inter / xp.maximum(union, 1), 1.0).astype(xp.float32)
+
+
 def noc(ious: np.ndarray, threshold: float) -> np.ndarray:
   """(N, K) -> (N,) int: 1-based index of the first click with IoU >= threshold, else K."""
   ious = np.asarray(ious)

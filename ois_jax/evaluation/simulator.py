@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ois_jax.evaluation import edt
+from ois_jax.evaluation.metrics import iou
 
 
 def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Array | None = None,
@@ -58,20 +59,6 @@ def next_click(gt: jax.Array, pred: jax.Array, clicked: jax.Array, valid: jax.Ar
   chosen = jnp.where(is_positive[..., None], flat[..., 0, :], flat[..., 1, :])
   index = jnp.argmax(chosen, axis=-1).astype(jnp.int32)  # first maximum in row-major order
   return index // wc, index % wc, is_positive
-
-
-def iou(gt: jax.Array, pred: jax.Array, valid: jax.Array | None = None) -> jax.Array:
-  """(..., Hc, Wc) -> (...) IoU with the object, ignore (and outside-canvas) pixels removed.
-
-  An empty union counts as 1, as in `clicker.iou`.
-  """
-  keep = gt != -1
-  if valid is not None:
-    keep = keep & valid
-  obj = gt == 1
-  inter = jnp.sum(pred & obj & keep, axis=(-2, -1))
-  union = jnp.sum((pred | obj) & keep, axis=(-2, -1))
-  return jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0).astype(jnp.float32)
 
 
 class LoopBatch(NamedTuple):

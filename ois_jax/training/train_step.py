@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from ois_jax.evaluation.metrics import iou
 from ois_jax.training import iterative, loss as loss_lib, optim, sharding
 
 
@@ -65,14 +66,6 @@ def create_train_state(model, config, fns, mesh, rng, depth_params=None):
   return state, shardings, tx, trainable_mask
 
 
-def _batch_iou(logits, gt):
-  pred = logits > 0
-  keep = gt >= 0
-  inter = jnp.sum(pred & (gt == 1) & keep, axis=(1, 2))
-  union = jnp.sum((pred | (gt == 1)) & keep, axis=(1, 2))
-  return jnp.mean(jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0))
-
-
 def make_train_step(model, config, fns, tx, trainable_mask):
   """`train_step(state, batch, rng) -> (state, metrics)`, a pure function (not yet jitted)."""
   max_rounds = int(config.data.max_iterative_rounds)
@@ -105,7 +98,7 @@ def make_train_step(model, config, fns, tx, trainable_mask):
       logits = fns.decode(model, params, image_state, fns.make_clicks(coords, valid), prev, has_prev)
       logits = logits.astype(jnp.float32)
       loss = loss_lib.normalized_focal_loss(logits, gt)
-      return loss, {"iou": _batch_iou(logits, gt), "num_rounds": num_rounds,
+      return loss, {"iou": jnp.mean(iou(gt, logits > 0)), "num_rounds": num_rounds,
                     "num_clicks": jnp.mean(jnp.sum(valid, axis=1).astype(jnp.float32))}
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

@@ -19,3 +19,7 @@ class ClickError(OISError):
 
 class DataError(OISError):
   """A dataset folder or sample is unusable."""
+
+
+class ExportError(OISError):
+  """An export folder is missing, incomplete, already taken, or does not match its manifest."""

@@ -5,6 +5,8 @@ Parameter names mirror the original checkpoint keys (`pretrained.blocks.{i}.attn
 normalised; output is the four intermediate layers used by the DPT heads.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 
 import flax.linen as nn
@@ -110,6 +112,24 @@ def blocked_attention(q, k, v, block_bytes: int = ATTENTION_BLOCK_BYTES):
   return out.reshape(b, h, num_blocks * rows, d)[:, :, :n]
 
 
+# "auto": blocked on CPU, plain elsewhere, picked when lowering; "xla": the plain formula on every
+# platform, for graph exporters (ONNX has no form of lax.map under platform_dependent, and a
+# symbolic batch gives lax.map a symbolic length). Read at trace time (see `attention_impl`).
+_ATTENTION_IMPL = contextvars.ContextVar("ois_jax_attention_impl", default="auto")
+
+
+@contextlib.contextmanager
+def attention_impl(name: str):
+  """Trace the ViT self-attention inside this block as `name` ("auto" | "xla")."""
+  if name not in ("auto", "xla"):
+    raise ValueError(f"attention implementation must be 'auto' or 'xla', got {name!r}")
+  token = _ATTENTION_IMPL.set(name)
+  try:
+    yield
+  finally:
+    _ATTENTION_IMPL.reset(token)
+
+
 class Attention(nn.Module):
   """Multi-head self-attention with a fused qkv projection. (B, N, D) -> (B, N, D)."""
   num_heads: int
@@ -123,8 +143,10 @@ class Attention(nn.Module):
     # (3, B, heads, N, hd): batch dims leading, as DINOv2 does. XLA:CPU runs these batched
     # matmuls about 2x faster than jax.nn.dot_product_attention's (B, N, heads, hd) einsums.
     q, k, v = qkv.reshape(b, n, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
-    # Chosen when lowering, so one jitted function serves CPU (blocked) and accelerators (plain).
-    out = jax.lax.platform_dependent(q, k, v, cpu=blocked_attention, default=plain_attention)
+    if _ATTENTION_IMPL.get() == "xla":
+      out = plain_attention(q, k, v)
+    else:  # chosen when lowering: one jitted function serves CPU (blocked) and accelerators (plain)
+      out = jax.lax.platform_dependent(q, k, v, cpu=blocked_attention, default=plain_attention)
     out = out.transpose(0, 2, 1, 3).reshape(b, n, d)  # (B, N, D)
     return nn.Dense(d, dtype=self.dtype, name="proj")(out)
 

@@ -61,9 +61,9 @@ def test_tiny_onnx_equals_jax_on_real_images_at_two_batch_sizes(onnx_export, sce
   import ois_testlib as T
 
   from ois_jax.io import load_image
-  from ois_jax.models import ois
   from ois_jax.models.prompts import Clicks
   model, params = T.full()
+  encode, decode = T.fns(model)  # jitted, shared with the model tests
   _, sessions = _sessions(onnx_export)
   image = load_image(scene_image)
   x1, tf = transforms.preprocess(image, 112)
@@ -72,14 +72,14 @@ def test_tiny_onnx_equals_jax_on_real_images_at_two_batch_sizes(onnx_export, sce
   clicks = [(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, L.scene_clicks())]
   for batch in (1, 2):
     images = np.stack([x1, x2][:batch])
-    state = ois.encode_image(model, params, jnp.asarray(images))
+    state = encode(params, jnp.asarray(images))
     state_onnx = sessions["encoder"](images)
     for name, got in zip(exporter.G.STATE_KEYS, state_onnx):
       assert L.max_rel_diff(got, state[name]) <= L.TOLERANCE, (batch, name)
     c = Clicks.from_lists([clicks, clicks[:1]][:batch])
     prev = (np.arange(batch * 112 * 112).reshape(batch, 112, 112) % 5 / 4).astype(np.float32)
     has_prev = np.array([True, False][:batch])
-    logits = ois.decode(model, params, state, c, jnp.asarray(prev), jnp.asarray(has_prev))
+    logits = decode(params, state, c, jnp.asarray(prev), jnp.asarray(has_prev))
     got = sessions["decoder"](*state_onnx, np.asarray(c.coords), np.asarray(c.valid), prev, has_prev)[0]
     assert L.max_rel_diff(got, logits) <= L.TOLERANCE, batch
 

@@ -15,4 +15,5 @@ def setup(tag: str) -> None:
   for h in logger.handlers:
     if getattr(h, "_ois_cli", False):
       h.setFormatter(logging.Formatter(f"[{tag}] %(message)s"))
+      h.setStream(sys.stderr)  # the current one: a command run in-process may have replaced it
   logger.setLevel(logging.INFO)

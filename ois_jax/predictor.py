@@ -8,8 +8,8 @@
 Clicks are (y, x, is_positive) in original pixel coordinates. Both the image encoding and the
 per-click decoding are jitted at the model's fixed input size; clicks sit in fixed slots, so
 adding clicks never recompiles, and the maps between the image's resolution and the model's
-(previous mask in, probabilities out) are NumPy matmuls outside the compiled decoder, so a new
-image size never recompiles either. Compiled programs are kept in the persistent compilation
+(previous mask in, probabilities out) run in NumPy outside the compiled decoder, so a new image
+size never recompiles either. Compiled programs are kept in the persistent compilation
 cache (`ois_jax.compilation_cache`); the first use of each is logged ("compiling ...").
 """
 
@@ -179,17 +179,18 @@ class _Taps:
   applied along one axis of an array as two gathers and a weighted sum."""
 
   def __init__(self, matrix: np.ndarray):
-    order = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :2]  # (R, 2) largest weights
-    self.index = order
-    self.weight = np.take_along_axis(matrix, order, axis=1).astype(np.float32)  # (R, 2)
+    if matrix.shape[1] == 1:  # a 1-pixel side: one tap, and a second one of weight 0
+      self.index = np.zeros((matrix.shape[0], 2), np.int64)
+      self.weight = np.stack([matrix[:, 0], np.zeros(matrix.shape[0])], axis=1).astype(np.float32)
+      return
+    self.index = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :2]  # (R, 2) the non-zeros
+    self.weight = np.take_along_axis(matrix, self.index, axis=1).astype(np.float32)  # (R, 2)
 
   def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
-    """matrix @ x along `axis` (0: rows of x, 1: columns, i.e. x @ matrix.T)."""
-    shape = [1, 1]
-    shape[1 - axis] = 1
-    shape[axis] = -1
-    w0, w1 = (self.weight[:, k].reshape(shape) for k in range(2))
-    return (np.take(x, self.index[:, 0], axis=axis) * w0 + np.take(x, self.index[:, 1], axis=axis) * w1)
+    """matrix @ x for axis 0, x @ matrix.T for axis 1; x (C, n) or (n, C) -> (R, n) or (n, R)."""
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    w0, w1 = self.weight[:, 0].reshape(shape), self.weight[:, 1].reshape(shape)
+    return np.take(x, self.index[:, 0], axis=axis) * w0 + np.take(x, self.index[:, 1], axis=axis) * w1
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -70,3 +70,19 @@ def test_predictor_compiles_once_for_every_image_size():
     compiled.append((predictor._encode._cache_size(), predictor._predict._cache_size()))
   assert shapes == sizes
   assert compiled == compiled[:1] * len(sizes)  # nothing compiled after the first image size
+
+
+def test_host_resize_equals_the_transform_matrices():
+  """The Predictor's two-tap resize is `Mh @ x @ Mw.T` of ois_jax.transforms, 1-pixel sides included."""
+  from ois_jax import transforms
+  from ois_jax.predictor import _Taps
+  rng = np.random.default_rng(0)
+  for hw in [(321, 481), (481, 321), (1, 7), (7, 1), (1, 1), (112, 112), (600, 450)]:
+    tf = transforms.make_transform(hw, 112)
+    logits = rng.normal(size=(112, 112)).astype(np.float32)
+    prev = rng.uniform(size=hw).astype(np.float32)
+    mh, mw = (_Taps(m) for m in tf.resize_back_matrices())
+    ph, pw = (_Taps(m) for m in tf.to_model_matrices())
+    np.testing.assert_allclose(mw.apply(mh.apply(logits, 0), 1), transforms.postprocess(logits, tf),
+                               atol=1e-6)
+    np.testing.assert_allclose(pw.apply(ph.apply(prev, 0), 1), transforms.map_to_model(prev, tf), atol=1e-6)

@@ -51,7 +51,8 @@ def main(argv=None) -> int:
   log.info("exporting %s (%s) to %s", args.checkpoint or args.model, source.kind, args.out)
   manifest = exporter.export(source, args.format, args.out, overwrite=args.overwrite,
                              verify=not args.no_verify)
-  files = ", ".join(entry["file"] for entry in manifest["artifacts"].values())
+  files = ", ".join([entry["file"] for entry in manifest["artifacts"].values()]
+                    + ([manifest["params"]["file"]] if "params" in manifest else []))
   checked = ""
   if "verification" in manifest:
     worst = max(r["max_abs_diff"] / max(r["output_max"], 1e-30)

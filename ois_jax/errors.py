@@ -32,3 +32,7 @@ class DataError(OISError):
 
 class DistributedError(OISError, ValueError):
   """The multi-process setup (coordinator address, process count or id) is invalid or unreachable."""
+
+
+class ExportError(OISError):
+  """An export folder is missing, incomplete, already taken, or does not match its manifest."""

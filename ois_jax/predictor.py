@@ -7,27 +7,34 @@
     probs = predictor.predict([(y, x, True), (y2, x2, False)], prev_mask=probs)
 
 Clicks are (y, x, is_positive) in original pixel coordinates. Both the image encoding and the
-per-click decoding are jitted; clicks sit in fixed slots, so adding clicks never recompiles
-(one compilation per image size, for the matrices that map back to the original resolution).
+per-click decoding are jitted at the model's fixed input size; clicks sit in fixed slots, so
+adding clicks never recompiles, and the maps between the image's resolution and the model's
+(previous mask in, probabilities out) run in NumPy outside the compiled decoder, so a new image
+size never recompiles either. Compiled programs are kept in the persistent compilation
+cache (`ois_jax.compilation_cache`); the first use of each is logged ("compiling ...").
 """
 
 import functools
+import logging
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ois_jax import transforms
+from ois_jax import compilation_cache, transforms
 from ois_jax.errors import ClickError, ImageError
 from ois_jax.models import ois
 from ois_jax.models.prompts import Clicks
+
+log = logging.getLogger("ois_jax.predictor")
 
 
 class Predictor:
   """Holds a model, its params and the state of the current image."""
 
   def __init__(self, model: ois.OIS, params: dict, config: Any = None):
+    compilation_cache.enable()
     self.model = model
     self.params = params
     self.config = config
@@ -36,15 +43,16 @@ class Predictor:
     self.num_positive = c.num_positive_slots
     self.num_negative = c.num_negative_slots
     self.source = "random initialisation"  # where the weights come from, for messages
-    self._encode, self._predict = _compiled(model)
+    self._compiled = _compiled(model)
+    self._encode, self._predict = self._compiled.fns["encode"], self._compiled.fns["decode"]
     self._set_image_state()
 
   def _set_image_state(self, state=None, tf=None, back=None, to_model=None) -> None:
     """All per-image state in one place: the encoded image and its geometry (None: no image)."""
     self._state = state        # the model's per-image state (encode_image)
     self._tf = tf              # transforms.Transform of the image
-    self._back = back          # (Mh, Mw): model space -> original resolution
-    self._to_model = to_model  # (Ph, Pw): original resolution -> model space
+    self._back = back          # (Mh, Mw) as _Taps: model space -> original resolution
+    self._to_model = to_model  # (Ph, Pw) as _Taps: original resolution -> model space
 
   @classmethod
   def from_config(cls, config, params: dict | None = None, seed: int = 0) -> "Predictor":
@@ -52,6 +60,7 @@ class Predictor:
 
     Given params are checked against the model the config builds (all mismatches in one
     CheckpointError)."""
+    compilation_cache.enable()  # before init_params compiles
     model_cfg = config.model if hasattr(config, "model") else config
     model = ois.build_model(model_cfg)
     if params is None:
@@ -91,9 +100,11 @@ class Predictor:
         raise ImageError(f"this model takes an external depth map of shape {tf.orig_hw}, "
                          f"got {None if depth is None else np.shape(depth)}")
       depth_model = jnp.asarray(transforms.map_to_model(depth, tf))[None]
-    self._set_image_state(self._encode(self.params, jnp.asarray(x)[None], depth_model), tf,
-                          tuple(jnp.asarray(m) for m in tf.resize_back_matrices()),
-                          tuple(jnp.asarray(m) for m in tf.to_model_matrices()))
+    state = self._compiled.call("encode", self.params, jnp.asarray(x)[None], depth_model)
+    # The resize matrices have <= 2 non-zeros per row: applied as taps, they need no BLAS call
+    # (a 2-core machine under load made the dense NumPy matmuls 200 ms per click).
+    self._set_image_state(state, tf, tuple(_Taps(m) for m in tf.resize_back_matrices()),
+                          tuple(_Taps(m) for m in tf.to_model_matrices()))
 
   def reset_image(self) -> None:
     self._set_image_state()
@@ -130,13 +141,18 @@ class Predictor:
       raise ClickError("predict() called before set_image(): set an image first")
     h, w = self._tf.orig_hw
     model_clicks = self._clicks(clicks, h, w)
+    s = self.input_size
     if prev_mask is None:
-      prev, has_prev = jnp.zeros((h, w), jnp.float32), False
+      prev, has_prev = np.zeros((s, s), np.float32), False
     else:
-      prev, has_prev = jnp.asarray(_check_prev_mask(prev_mask, (h, w))), True
-    out = self._predict(self.params, self._state, model_clicks, prev, jnp.asarray([has_prev]),
-                        self._to_model, self._back, return_logits)
-    return np.asarray(out)
+      ph, pw = self._to_model
+      prev, has_prev = pw.apply(ph.apply(_check_prev_mask(prev_mask, (h, w)), 0), 1), True
+    logits = self._compiled.call("decode", self.params, self._state, model_clicks,
+                                 jnp.asarray(prev)[None], jnp.asarray([has_prev]))
+    # Back to (H, W) on the host (Mh @ logits @ Mw.T): no compiled program depends on the image size.
+    mh, mw = self._back
+    out = mw.apply(mh.apply(np.asarray(logits[0]), 0), 1)
+    return out if return_logits else _sigmoid(out)
 
   def _clicks(self, clicks, h, w) -> Clicks:
     clicks = list(clicks)
@@ -200,21 +216,55 @@ def _check_prev_mask(prev_mask, hw: tuple[int, int]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(model: ois.OIS):
-  """Jitted (encode, predict) shared by every Predictor of an equal model config."""
-  return (jax.jit(functools.partial(_encode, model)),
-          jax.jit(functools.partial(_predict, model), static_argnums=7))
+def _compiled(model: ois.OIS) -> "_Compiled":
+  return _Compiled(model)
 
 
-def _encode(model, params, images, depth):
-  return ois.encode_image(model, params, images, depth)
+class _Compiled:
+  """Jitted encode and decode shared by every Predictor of an equal model config.
+
+  Both run at the model's input size only, so each compiles once per process (loaded from the
+  persistent compilation cache in later processes); the first call of each is announced.
+  """
+
+  def __init__(self, model: ois.OIS):
+    size = model.config.input_size
+    self.fns = {"encode": jax.jit(functools.partial(ois.encode_image, model)),
+                "decode": jax.jit(functools.partial(ois.decode, model))}
+    self.what = {"encode": f"the image encoder for {size}x{size} model inputs",
+                 "decode": f"the click decoder for {size}x{size} model inputs"}
+    self.seen = set()
+
+  def call(self, name: str, *args):
+    fn = self.fns[name]
+    signature = (name, str(jax.tree.map(lambda a: (np.shape(a), str(a.dtype)), args[1:])))
+    if signature in self.seen:
+      return fn(*args)
+    with compilation_cache.announce(self.what[name], log):
+      out = jax.block_until_ready(fn(*args))
+    self.seen.add(signature)
+    return out
 
 
-def _predict(model, params, state, clicks, prev, has_prev, to_model, back, return_logits):
-  """prev (H, W) original-res probabilities -> model space, decode, map back to (H, W)."""
-  ph, pw = to_model
-  prev_model = (ph @ prev @ pw.T)[None]
-  logits = ois.decode(model, params, state, clicks, prev_model, has_prev)[0]  # (S, S)
-  mh, mw = back
-  out = mh @ logits @ mw.T
-  return out if return_logits else jax.nn.sigmoid(out)
+class _Taps:
+  """A (R, C) matrix with at most two non-zeros per row (a bilinear resize, zero rows for padding),
+  applied along one axis of an array as two gathers and a weighted sum."""
+
+  def __init__(self, matrix: np.ndarray):
+    if matrix.shape[1] == 1:  # a 1-pixel side: one tap, and a second one of weight 0
+      self.index = np.zeros((matrix.shape[0], 2), np.int64)
+      self.weight = np.stack([matrix[:, 0], np.zeros(matrix.shape[0])], axis=1).astype(np.float32)
+      return
+    self.index = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :2]  # (R, 2) the non-zeros
+    self.weight = np.take_along_axis(matrix, self.index, axis=1).astype(np.float32)  # (R, 2)
+
+  def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
+    """matrix @ x for axis 0, x @ matrix.T for axis 1; x (C, n) or (n, C) -> (R, n) or (n, R)."""
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    w0, w1 = self.weight[:, 0].reshape(shape), self.weight[:, 1].reshape(shape)
+    return np.take(x, self.index[:, 0], axis=axis) * w0 + np.take(x, self.index[:, 1], axis=axis) * w1
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+  """Logistic in float32 without overflow warnings for large |x|."""
+  return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)

@@ -1,0 +1,69 @@
+"""examples/onnx_segment.py: the mask of `ois-jax segment`, from a Python without JAX or ois-jax."""
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import export_testlib as L
+
+
+def test_resize_is_opencv_inter_linear_bit_for_bit():
+  example = L.load_example()
+  rng = np.random.default_rng(0)
+  sizes = [(321, 481), (481, 321), (224, 224), (1, 7), (7, 1), (2, 2), (97, 13), (600, 450)]
+  targets = [112, 518, 56, 3]
+  for (h, w), size in itertools.product(sizes, targets):
+    scale = size / max(h, w)
+    oh, ow = min(size, max(1, round(h * scale))), min(size, max(1, round(w * scale)))
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    expected = cv2.resize(image, (ow, oh), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(example.resize_linear_uint8(image, oh, ow), expected,
+                                  err_msg=f"{h}x{w} -> {oh}x{ow}")
+
+
+def _clicks_argv():
+  return [a for y, x, p in L.scene_clicks() for a in ("--click", f"{y:g},{x:g},{'+' if p else '-'}")]
+
+
+def test_example_mask_equals_ois_jax_segment(onnx_export, tiny_checkpoint, scene_image, no_jax_python,
+                                             tmp_path):
+  import subprocess
+
+  from ois_jax.cli import main
+  onnx_mask, onnx_prob = tmp_path / "onnx.png", tmp_path / "onnx.npy"
+  result = subprocess.run(no_jax_python + [L.EXAMPLE, onnx_export, scene_image, *_clicks_argv(),
+                                           "--out", str(onnx_mask), "--prob-out", str(onnx_prob)],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  jax_mask, jax_prob = tmp_path / "jax.png", tmp_path / "jax.npy"
+  assert main(["segment", scene_image, "--checkpoint", tiny_checkpoint, *_clicks_argv(),
+               "--out", str(jax_mask), "--prob-out", str(jax_prob)]) == 0
+  a, b = np.asarray(Image.open(onnx_mask)), np.asarray(Image.open(jax_mask))
+  assert a.shape == b.shape == (321, 481) and a.dtype == b.dtype == np.uint8
+  prob_onnx, prob_jax = np.load(onnx_prob), np.load(jax_prob)
+  assert np.max(np.abs(prob_onnx - prob_jax)) <= 1e-5
+  # Equal masks; a pixel may only differ where float32 rounding puts JAX's probability within
+  # 1e-5 of the threshold (none on this scene so far).
+  differ = a != b
+  assert not np.any(differ & (np.abs(prob_jax - 0.49) > 1e-5))
+  assert differ.sum() <= 2, differ.sum()
+  assert 0 < (a > 0).sum() < a.size  # a real mask, not all or nothing
+
+
+@pytest.mark.parametrize("clicks, message", [
+    ([(1, i, True) for i in range(25)], "25 positive clicks; the model has 24 positive slots"),
+    ([(1, 1, True)] + [(2, i, False) for i in range(25)], "25 negative clicks; the model has 24 negative slots"),
+    ([(400, 1, True)], "outside the 321x481 image"),
+])
+def test_example_rejects_bad_clicks(onnx_export, scene_image, tmp_path, capsys, clicks, message):
+  example = L.load_example()
+  argv = [onnx_export, scene_image, "--out", str(tmp_path / "m.png")]
+  for y, x, p in clicks:
+    argv += ["--click", f"{y},{x},{'+' if p else '-'}"]
+  assert example.main(argv) == 1
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 1
+  assert not (tmp_path / "m.png").exists()

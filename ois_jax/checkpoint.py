@@ -264,7 +264,7 @@ def load_weights(path: str, log=None) -> Weights:
   (W/checkpoints/<step>). `log(message)` hears which weights were chosen."""
   path = os.path.normpath(os.path.abspath(os.fspath(path)))
   if not os.path.exists(path):
-    raise CheckpointError(f"{path}: no such checkpoint, export or training workdir")
+    raise CheckpointError(f"{path}: no such checkpoint directory, export or training workdir")
   if os.path.exists(os.path.join(path, METADATA_FILE)):
     params, config = load_checkpoint(path)
     _check_ois(path, config)

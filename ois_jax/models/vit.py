@@ -164,8 +164,10 @@ def cudnn_supported(q) -> bool:
 
 
 def _bounded_unless_small(q, k, v):
-  b, n, h, _ = q.shape
-  small = b * h * n * n * 4 <= PLAIN_ATTENTION_MAX_BYTES
+  # Per example: the batch may be symbolic (jax.export with a dynamic batch dimension), and the
+  # implementation must not change with the batch size.
+  _, n, h, _ = q.shape
+  small = h * n * n * 4 <= PLAIN_ATTENTION_MAX_BYTES
   return _xla(q, k, v) if small else _blocked(q, k, v)
 
 
@@ -187,7 +189,7 @@ def self_attention(q, k, v, implementation: str = "auto"):
     "blocked": `blocked_attention` on any platform: O(N x block) memory (blocks of
       ATTENTION_BLOCK_BYTES on CPU, ACCELERATOR_BLOCK_BYTES elsewhere).
     "auto": blocked on CPU; on NVIDIA GPUs cuDNN where shapes and dtypes allow; otherwise
-      xla, or blocked when the plain logits would exceed PLAIN_ATTENTION_MAX_BYTES. Chosen when
+      xla, or blocked when one example's plain logits would exceed PLAIN_ATTENTION_MAX_BYTES. Chosen when
       lowering, so one jitted function serves CPU and accelerators.
   Logits and softmax are float32 in every implementation.
   """

@@ -10,7 +10,7 @@ import pytest
 import export_testlib as L
 from export_testlib import require_export_tools
 from ois_jax import transforms
-from ois_jax.checkpoint import load_config
+from ois_jax.checkpoint import stored_config
 from ois_jax.export import exporter
 from ois_jax.export import manifest as mf
 
@@ -41,7 +41,7 @@ def test_manifest_describes_the_artifacts(onnx_export, tiny_checkpoint):
   np.testing.assert_allclose(pre["std"], transforms.STD)
   assert (clicks["num_positive"], clicks["num_negative"]) == (24, 24)
   assert post["threshold"] == 0.49 and post["output"] == "logits"
-  assert manifest["source"]["config"] == load_config(tiny_checkpoint)
+  assert manifest["source"]["config"] == stored_config(tiny_checkpoint)
   assert manifest["created_by"]["jax2onnx"] and manifest["created_by"]["onnxruntime"]
   with open(os.path.join(onnx_export, "manifest.json")) as f:
     assert json.load(f) == manifest

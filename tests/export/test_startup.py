@@ -29,7 +29,7 @@ def test_cache_folder_default_variable_and_off(monkeypatch, tmp_path):
 
 def _segment(checkpoint, image, env, *cache_args):
   cmd = [sys.executable, "-c", CLI, *cache_args, "segment", image, "--checkpoint", checkpoint,
-         "--click", "160,240,+", "--out", os.path.join(env["TMP_OUT"], "mask.png")]
+         "--click", "160,240,+", "--out", os.path.join(env["TMP_OUT"], "mask.png"), "--overwrite"]
   result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stderr

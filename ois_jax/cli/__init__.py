@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "Run the standard click-loop benchmark (NoC/NoF/mIoU/SPC) on a dataset.",
     "compare": "Overlay several metrics.json files in one table and one plot.",
     "train": "Train OIS from a config (resumes when the workdir holds a checkpoint).",
+    "demo": "Serve the interactive web demo: click on an image, see the mask, depth, order maps.",
 }
 
 

@@ -36,13 +36,13 @@ def main(argv=None) -> int:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
   if args.max_side < 14:
     raise ConfigError(f"--max-side {args.max_side}: too small (at least 14 px)")
+  os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
   try:
     import gradio  # noqa: F401
   except ImportError:
     raise OISError("the demo needs gradio: pip install 'ois-jax[demo]'") from None
   if not (args.config or args.checkpoint or args.model):
     args.model = DEFAULT_MODEL
-  os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
   from ois_jax.demo import app as app_lib, engine
   config, params, source = _common.load_model(args)
   demo_engine = engine.Engine.from_weights(config, params, source, seed=args.seed)

@@ -45,11 +45,16 @@ def main(argv=None):
   p.add_argument("--out", default=None, help="JSON output path (also printed)")
   args = p.parse_args(argv)
 
+  from ois_jax.cli import _common
   from ois_jax.data_pipelines import eval_datasets
-  from ois_jax.cli.evaluate import build
   from ois_jax.evaluation import evaluator, metrics
+  from ois_jax.models import ois
 
-  model, params, config = build(argparse.Namespace(config=args.config, checkpoint=args.checkpoint))
+  config, params, _ = _common.load_model(argparse.Namespace(
+      config=args.config, checkpoint=args.checkpoint, model=None, set=[]))
+  model = ois.build_model(config.model)
+  if params is None:  # random weights from the config's seed
+    params = ois.init_params(model, jax.random.key(int(config.get("seed", 0))))
   params = jax.device_put(params)
   batch_size = int(args.batch_size or config.eval.batch_size)
   runner = evaluator.ClickLoopRunner(model, config, args.max_clicks)

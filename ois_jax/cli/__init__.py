@@ -22,9 +22,10 @@ COMMANDS = {
     "compare": "Overlay several metrics.json files in one table and one plot.",
     "train": "Train OIS from a config (resumes when the workdir holds a checkpoint).",
     "export": "Export a checkpoint to ONNX or jax.export (image encoder + click decoder, manifest).",
+    "demo": "Serve the interactive web demo: click on an image, see the mask, depth, order maps.",
 }
 # Commands that compile XLA programs: their unannounced long compilations are logged.
-COMPILING = ("quickstart", "depth", "segment", "evaluate", "train", "export")
+COMPILING = ("quickstart", "depth", "segment", "evaluate", "train", "export", "demo")
 
 
 def _usage() -> str:

@@ -97,16 +97,12 @@ def test_bf16_ois_decode_is_within_tolerance_of_fp32():
   assert prob_diff < PROB_TOL, prob_diff
 
 
-class _FixedInitFns(ts.ModelFns):
+def _fixed_init_fns(params):
   """The real model functions, except that init_params returns given parameters (so both dtypes
   start from the same weights, and no init has to be compiled)."""
-
-  def __init__(self, params):
-    super().__init__()
-    self.params = jax.tree.map(np.asarray, params)
-
-  def init_params(self, model, rng):
-    return jax.tree.map(jnp.asarray, self.params)
+  import dataclasses
+  fixed = jax.tree.map(np.asarray, params)
+  return dataclasses.replace(ts.ois_fns(), init_params=lambda model, rng: jax.tree.map(jnp.asarray, fixed))
 
 
 def _fixed_batch(size, batch=2):
@@ -131,7 +127,7 @@ def _train(dtype, steps=10):
   cfg.train.learning_rate = 3e-4
   mesh = sharding.make_mesh(cfg)
   model = ois.build_model(cfg.model)
-  fns = _FixedInitFns(lib.params_for(model))
+  fns = _fixed_init_fns(lib.params_for(model))
   state, shardings, tx, mask = ts.create_train_state(model, cfg, fns, mesh, jax.random.key(0))
   step = ts.jit_train_step(ts.make_train_step(model, cfg, fns, tx, mask), shardings, mesh)
   batch = sharding.shard_batch(_fixed_batch(int(cfg.model.input_size)), cfg, mesh)

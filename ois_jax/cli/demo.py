@@ -1,0 +1,55 @@
+"""`ois-jax demo [--checkpoint DIR | --model NAME | --config CFG] [--host 127.0.0.1] [--port 7860]`
+
+Serves the interactive demo in the browser: upload an image (or pick a procedural scene), click
+on an object (positive / negative), see the mask, the model's depth, the order maps and the
+attention of each click; download the mask PNG and the probabilities. Without a model option it
+uses the bundled model ois-tiny-procedural (a model of the procedural scenes, not of photographs).
+It binds 127.0.0.1 unless --host says otherwise, is never shared through any outside service and
+sends no analytics. Needs the `demo` extra: pip install 'ois-jax[demo]'.
+"""
+
+import argparse
+import os
+
+from ois_jax.cli import _common
+from ois_jax.errors import ConfigError, OISError
+
+DEFAULT_MODEL = "ois-tiny-procedural"
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from ois_jax.demo import engine
+  parser = argparse.ArgumentParser(prog="ois-jax demo", description=__doc__.split("\n\n")[1])
+  _common.add_model_arguments(parser)
+  parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this "
+                      "machine only; 0.0.0.0 serves the local network)")
+  parser.add_argument("--port", type=int, default=7860)
+  parser.add_argument("--max-side", type=int, default=engine.MAX_SIDE,
+                      help="images with a longer side are downscaled to it, with a notice")
+  parser.add_argument("--seed", type=int, default=0, help="random init seed (--config only)")
+  return parser
+
+
+def main(argv=None) -> int:
+  args = _common.parse_with_overrides(build_parser(), argv)
+  if not 0 < args.port < 65536:
+    raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
+  if args.max_side < 14:
+    raise ConfigError(f"--max-side {args.max_side}: too small (at least 14 px)")
+  os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+  try:
+    import gradio  # noqa: F401
+  except ImportError:
+    raise OISError("the demo needs gradio: pip install 'ois-jax[demo]'") from None
+  if not (args.config or args.checkpoint or args.model):
+    args.model = DEFAULT_MODEL
+  from ois_jax.demo import app as app_lib, engine
+  config, params, source = _common.load_model(args)
+  demo_engine = engine.Engine.from_weights(config, params, source, seed=args.seed)
+  print(f"ois-jax demo: compiling {source} ...", flush=True)
+  seconds = demo_engine.warm_up()
+  print(f"ois-jax demo: compiled in {seconds:.1f} s", flush=True)
+  page = app_lib.Page(demo_engine, max_side=args.max_side).build()
+  print(f"ois-jax demo: {source}; serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+  app_lib.launch(page, args.host, args.port)
+  return 0

@@ -33,12 +33,11 @@ import grain
 import numpy as np
 
 from ois_jax import io as ois_io
+from ois_jax import transforms
 from ois_jax.data_pipelines import augment as augment_lib
 from ois_jax.data_pipelines import click_sampler, imaging
 from ois_jax.errors import DataError, ImageError, OISError
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 MERGE_DILATION = 3      # px at source resolution: objects this close count as neighbours
 MAX_MERGED = 2          # at most this many neighbours join the target
 MAX_SKIPS_PER_BATCH = 1000
@@ -186,7 +185,7 @@ class SampleTransform:
 def normalize(images: np.ndarray, content: np.ndarray) -> np.ndarray:
   """(B, S, S, 3) uint8 -> float32 ImageNet-normalised, exactly 0 where content (B, S, S) is
   False (padding and warped-in border), as padding is in inference preprocessing."""
-  x = (images.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+  x = transforms.normalize(images)
   return np.where(content[..., None], x, np.float32(0.0))
 
 

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from ois_jax.errors import ImageError
-from ois_jax.models import resize
+from ois_jax import geometry
 
-MEAN = np.array((0.485, 0.456, 0.406), np.float32)
-STD = np.array((0.229, 0.224, 0.225), np.float32)
+MEAN = np.array(geometry.IMAGENET_MEAN, np.float32)
+STD = np.array(geometry.IMAGENET_STD, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,13 +28,13 @@ class Transform:
   size: int
 
   def to_model_coords(self, yx) -> np.ndarray:
-    """Original pixel (y, x) -> model pixel (y, x): (yx + 0.5) * scale - 0.5. Shape (..., 2)."""
-    return (np.asarray(yx, np.float32) + 0.5) * np.float32(self.scale) - 0.5
+    """Original pixel (y, x) -> model pixel (y, x) (`geometry.to_model_coords`). Shape (..., 2)."""
+    return geometry.to_model_coords(np.asarray(yx, np.float32), np.float32(self.scale))
 
   def resize_back_matrices(self) -> tuple[np.ndarray, np.ndarray]:
     """Mh (H, size), Mw (W, size) float32: crop to resized_hw, bilinear (align_corners=False) to (H, W)."""
-    return (_padded(resize.bilinear_matrix(self.resized_hw[0], self.orig_hw[0], False), self.size),
-            _padded(resize.bilinear_matrix(self.resized_hw[1], self.orig_hw[1], False), self.size))
+    return (_padded(geometry.bilinear_matrix(self.resized_hw[0], self.orig_hw[0], False), self.size),
+            _padded(geometry.bilinear_matrix(self.resized_hw[1], self.orig_hw[1], False), self.size))
 
   def to_model_matrices(self) -> tuple[np.ndarray, np.ndarray]:
     """Ph (size, H), Pw (size, W) float32: bilinear (H, W) -> resized_hw, then zero-pad to size.
@@ -43,8 +43,8 @@ class Transform:
     """
     ph = np.zeros((self.size, self.orig_hw[0]), np.float32)
     pw = np.zeros((self.size, self.orig_hw[1]), np.float32)
-    ph[:self.resized_hw[0]] = resize.bilinear_matrix(self.orig_hw[0], self.resized_hw[0], False)
-    pw[:self.resized_hw[1]] = resize.bilinear_matrix(self.orig_hw[1], self.resized_hw[1], False)
+    ph[:self.resized_hw[0]] = geometry.bilinear_matrix(self.orig_hw[0], self.resized_hw[0], False)
+    pw[:self.resized_hw[1]] = geometry.bilinear_matrix(self.orig_hw[1], self.resized_hw[1], False)
     return ph, pw
 
 
@@ -82,6 +82,11 @@ def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   return image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def normalize(image: np.ndarray) -> np.ndarray:
+  """(..., 3) uint8 RGB -> float32 ImageNet-normalised: the model's input normalisation."""
+  return (image.astype(np.float32) / 255.0 - MEAN) / STD
+
+
 def preprocess(image: np.ndarray, size: int) -> tuple[np.ndarray, Transform]:
   """(H, W, 3) uint8 -> ((size, size, 3) float32 normalised and padded, Transform)."""
   image = check_image(image)
@@ -89,7 +94,7 @@ def preprocess(image: np.ndarray, size: int) -> tuple[np.ndarray, Transform]:
   h, w = tf.resized_hw
   resized = resize_image(image, (h, w))
   x = np.zeros((size, size, 3), np.float32)
-  x[:h, :w] = (resized.astype(np.float32) / 255.0 - MEAN) / STD
+  x[:h, :w] = normalize(resized)
   return x, tf
 
 

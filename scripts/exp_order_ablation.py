@@ -21,6 +21,7 @@ import numpy as np
 
 from ois_jax.configs import ois_tiny
 from ois_jax import transforms
+from ois_jax.geometry import PATCH_SIZE
 from ois_jax.evaluation import clicker, evaluator
 from ois_jax.models import ois as ois_lib, prompts
 from ois_jax.training import train_step as ts, trainer, validation
@@ -29,7 +30,7 @@ from ois_jax.training import train_step as ts, trainer, validation
 def attention_on_target(config, model, params, samples) -> dict:
   """Mean share of the first click slot's attention on target tokens, per attention kind."""
   size = int(config.model.input_size)
-  grid = size // ois_lib.PATCH_SIZE
+  grid = size // PATCH_SIZE
   npos, nneg = int(config.model.num_positive_slots), int(config.model.num_negative_slots)
   shares, target_share = {}, []
   for sample in samples:
@@ -40,7 +41,7 @@ def attention_on_target(config, model, params, samples) -> dict:
     gt[:h, :w] = cv2.resize((prepared.gt > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
     no_mask = np.zeros(gt.shape, bool)
     y, x, _ = clicker.next_click(gt.astype(np.int32), no_mask, no_mask)  # the protocol's first click
-    target = gt.reshape(grid, ois_lib.PATCH_SIZE, grid, ois_lib.PATCH_SIZE).mean((1, 3)).ravel() > 0.5
+    target = gt.reshape(grid, PATCH_SIZE, grid, PATCH_SIZE).mean((1, 3)).ravel() > 0.5
     state = ois_lib.encode_image(model, params, jnp.asarray(prepared.image)[None], jnp.asarray(depth)[None])
     clicks = prompts.Clicks.from_lists([[(float(y), float(x), True)]], npos, nneg)
     _, sown = model.apply({"params": params}, state, clicks, jnp.zeros((1, size, size)),

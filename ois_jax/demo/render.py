@@ -9,7 +9,7 @@ display pixel (x, y) is image pixel ((x + 0.5) / s - 0.5, (y + 0.5) / s - 0.5) (
 import cv2
 import numpy as np
 
-from ois_jax import transforms
+from ois_jax import geometry, transforms
 from ois_jax.io import depth_to_colors
 
 DISPLAY_SIDE = 480
@@ -29,8 +29,7 @@ def display_size(hw: tuple[int, int], side: int = DISPLAY_SIDE) -> tuple[int, in
 def to_image_coords(x: float, y: float, image_hw: tuple[int, int], shown_hw: tuple[int, int]):
   """A click at pixel (x, y) of the shown picture -> (y, x) in image pixels, inside the image."""
   (h, w), (sh, sw) = image_hw, shown_hw
-  iy = (float(y) + 0.5) * h / sh - 0.5
-  ix = (float(x) + 0.5) * w / sw - 0.5
+  iy, ix = geometry.to_model_coords(np.array([y, x], np.float64), np.array([h / sh, w / sw]))
   return float(np.clip(iy, 0, h - 1)), float(np.clip(ix, 0, w - 1))
 
 
@@ -43,7 +42,8 @@ def _resize(values: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> n
 
 def _scaled_clicks(clicks, image_hw, shown_hw):
   (h, w), (sh, sw) = image_hw, shown_hw
-  return [((cy + 0.5) * sh / h - 0.5, (cx + 0.5) * sw / w - 0.5, p) for cy, cx, p in clicks]
+  scale = np.array([sh / h, sw / w])
+  return [(*geometry.to_model_coords(np.array([cy, cx], np.float64), scale), p) for cy, cx, p in clicks]
 
 
 def draw_clicks(picture: np.ndarray, clicks, image_hw, numbered: bool = True) -> np.ndarray:

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ois_jax import geometry
 from ois_jax.evaluation import clicker, metrics, simulator
 
 
@@ -149,10 +150,10 @@ class ClickLoopRunner:
     self.model, self.config = model, config
     self.encode_fn, self.decode_fn = encode_fn, decode_fn
     self.max_clicks = int(max_clicks)
-    self.threshold = float(config.eval.get("threshold", 0.49) if threshold is None else threshold)
+    self.threshold = float(config.eval.threshold if threshold is None else threshold)
     self.input_size = int(config.model.input_size)
-    self.num_positive = int(config.model.get("num_positive_slots", 24))
-    self.num_negative = int(config.model.get("num_negative_slots", 24))
+    self.num_positive = int(config.model.num_positive_slots)
+    self.num_negative = int(config.model.num_negative_slots)
     self._compiled = {}
     self._jitted = jax.jit(self._run)
     self._encode = jax.jit(lambda params, images, depth: encode_fn(model, params, images, depth))
@@ -217,7 +218,7 @@ class ClickLoopRunner:
         clicked[b][y, x] = True
         n_sign = sum(1 for c in lists[b] if c[2] == positive)
         if n_sign < (self.num_positive if positive else self.num_negative):
-          my, mx = (np.array([y, x], np.float32) + np.float32(0.5)) * scale[b] - np.float32(0.5)
+          my, mx = geometry.to_model_coords(np.array([y, x], np.float32), np.float32(scale[b]))
           lists[b].append((my, mx, positive))
         out[1:, b, k] = (y, x, positive)
       clicks = Clicks.from_lists(lists, self.num_positive, self.num_negative)
@@ -415,7 +416,7 @@ def make_sat_fn(runner: ClickLoopRunner, params, image: np.ndarray, grid: int = 
   chunk = int(chunk or num)
   s = runner.input_size
   n_slots = runner.num_positive + runner.num_negative
-  coords = (points.astype(np.float32) + 0.5) * np.float32(tf.scale) - 0.5
+  coords = tf.to_model_coords(points)
 
   def segment(params, x, coords):
     state = runner.encode_fn(runner.model, params, x[None])

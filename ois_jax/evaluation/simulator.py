@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ois_jax import geometry
 from ois_jax.evaluation import edt
 from ois_jax.evaluation.metrics import iou
 
@@ -110,17 +111,19 @@ def to_original(logits: jax.Array, batch: LoopBatch, threshold: float):
 def model_coords(y: jax.Array, x: jax.Array, scale: jax.Array) -> jax.Array:
   """(B,) original pixel (y, x) -> (B, 2) float32 model coordinates, as `Transform.to_model_coords`."""
   yx = jnp.stack([y, x], axis=-1).astype(jnp.float32)
-  return (yx + 0.5) * scale[:, None] - 0.5
+  return geometry.to_model_coords(yx, scale[:, None])
 
 
 def click_loop(decode_fn: Callable[..., jax.Array], image_state: Any, batch: LoopBatch,
-               empty_clicks: Any, max_clicks: int, threshold: float = 0.49,
-               num_positive: int = 24) -> LoopOutput:
+               empty_clicks: Any, max_clicks: int, threshold: float,
+               num_positive: int) -> LoopOutput:
   """All `max_clicks` rounds of the protocol for a batch (jittable; the image is already encoded).
 
   decode_fn(image_state, clicks, prev_mask (B, S, S), has_prev (B,)) -> logits (B, S, S).
-  A click whose sign already fills all its slots (24 by default) is dropped from the model's
-  prompts but still marked as clicked; with the standard 20 clicks this never happens.
+  threshold: the protocol's `prob > threshold` (config.eval.threshold); num_positive: the model's
+  positive slots (config.model.num_positive_slots). A click whose sign already fills all its
+  slots is dropped from the model's prompts but still marked as clicked; with 24 slots and the
+  standard 20 clicks this never happens.
   """
   bsz, hc, wc = batch.gt.shape
   s = batch.to_model_h.shape[-2]

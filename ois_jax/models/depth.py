@@ -18,12 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.errors import ImageError
-from ois_jax.models import resize
+from ois_jax import geometry
 from ois_jax.models.dpt import DPTHead
-from ois_jax.models.vit import PATCH_SIZE, DinoVisionTransformer
+from ois_jax.geometry import PATCH_SIZE
+from ois_jax.models.vit import DinoVisionTransformer
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = geometry.IMAGENET_MEAN, geometry.IMAGENET_STD  # DAv2's image2tensor normalisation
 MODEL_NAME = "depth_anything_v2"
 
 
@@ -108,7 +108,7 @@ def _compiled_forward(model: DepthAnythingV2):
 @functools.partial(jax.jit, static_argnums=1)
 def _resize_back(depth: jnp.ndarray, out_hw: tuple[int, int]) -> jnp.ndarray:
   """(1, h', w') -> (H, W), bilinear with align_corners=True as the original infer_image."""
-  return resize.resize_bilinear_align_corners(depth[..., None], out_hw)[0, ..., 0]
+  return geometry.resize_bilinear_align_corners(depth[..., None], out_hw)[0, ..., 0]
 
 
 def resized_shape(h: int, w: int, input_size: int = 518) -> tuple[int, int]:

@@ -2,13 +2,13 @@
 
 Parameter names follow the checkpoint keys (`depth_head.scratch.refinenet1.resConfUnit1.conv1`
 -> `scratch/refinenet1/resConfUnit1/conv1`). All fusion upsampling is bilinear with
-align_corners=True, written out in `resize` because jax.image.resize lacks it.
+align_corners=True, written out in `ois_jax.geometry` because jax.image.resize lacks it.
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ois_jax.models import resize
+from ois_jax import geometry
 
 HEAD_SIZES = {  # variant -> (features, out_channels), as in DAv2's model_configs.
     "vits": (64, (48, 96, 192, 384)),
@@ -71,7 +71,7 @@ class FeatureFusionBlock(nn.Module):
       skip_unit(x)
     x = ResidualConvUnit(self.dtype, name="resConfUnit2")(x)
     size = size or (2 * x.shape[1], 2 * x.shape[2])
-    x = resize.resize_bilinear_align_corners(x, size)
+    x = geometry.resize_bilinear_align_corners(x, size)
     return conv(x.shape[-1], 1, dtype=self.dtype, name="out_conv")(x)
 
 
@@ -92,7 +92,7 @@ class Scratch(nn.Module):
     path = fusion(2)(path, l2, size=l1.shape[1:3])
     path = fusion(1)(path, l1)
     out = conv(self.features // 2, 3, dtype=self.dtype, name="output_conv1")(path)
-    out = resize.resize_bilinear_align_corners(out, out_size)
+    out = geometry.resize_bilinear_align_corners(out, out_size)
     out = nn.relu(conv(32, 3, dtype=self.dtype, name="output_conv2_0")(out))
     # The output layer runs in float32 whatever the compute dtype (the depth / the logits).
     out = conv(self.num_outputs, 1, dtype=jnp.float32, name="output_conv2_2")(out)

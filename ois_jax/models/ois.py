@@ -42,11 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.errors import CheckpointError
+from ois_jax.geometry import PATCH_SIZE
 from ois_jax.models import dpt, order, plain_vit, prompts, vit
 from ois_jax.models.attention import LAYER_NORM_EPS, CrossAttention, PromptBlock
 from ois_jax.models.seg_head import SegmentationHead
 
-PATCH_SIZE = 14
 FROZEN_KEYS = ("encoder", "depth_head")
 # Keys of the config's `model` section that say how training starts, not what the model is.
 INIT_KEYS = ("depth_checkpoint",)
@@ -54,34 +54,35 @@ INIT_KEYS = ("depth_checkpoint",)
 
 @dataclasses.dataclass(frozen=True)
 class OISConfig:
-  """Hashable copy of the config's `model` section (see configs/common.py for the meaning)."""
-  encoder: str = "vits"
-  backbone: str = "dav2"
-  encoder_embed_dim: int = 384
-  encoder_depth: int = 12
-  encoder_num_heads: int = 6
-  encoder_layers: tuple[int, ...] = (2, 5, 8, 11)
-  head_features: int = 64
-  head_out_channels: tuple[int, ...] = (48, 96, 192, 384)
-  input_size: int = 518
-  prompt_dim: int = 128
-  num_blocks: int = 3
-  num_heads: int = 8
-  mlp_dim: int = 512
-  num_positive_slots: int = 24
-  num_negative_slots: int = 24
-  disk_radius: float = 5.0
-  use_order: bool = True
-  use_object: bool = True
-  use_sparse: bool = True
-  use_dense: bool = True
-  block_order: str = "object_first"
-  order_maps: str = "both"
-  depth_source: str = "head"
-  dtype: str = "float32"
-  attention: str = "auto"
-  order_sigma_init: float = 5.0
-  prev_mask_threshold: float = 0.49
+  """Hashable copy of the config's `model` section. The keys, their meaning and their defaults
+  are declared once, in configs/common.py (`from_config` fills the keys a config leaves out)."""
+  encoder: str
+  backbone: str
+  encoder_embed_dim: int
+  encoder_depth: int
+  encoder_num_heads: int
+  encoder_layers: tuple[int, ...]
+  head_features: int
+  head_out_channels: tuple[int, ...]
+  input_size: int
+  prompt_dim: int
+  num_blocks: int
+  num_heads: int
+  mlp_dim: int
+  num_positive_slots: int
+  num_negative_slots: int
+  disk_radius: float
+  use_order: bool
+  use_object: bool
+  use_sparse: bool
+  use_dense: bool
+  block_order: str
+  order_maps: str
+  depth_source: str
+  dtype: str
+  attention: str
+  order_sigma_init: float
+  prev_mask_threshold: float
 
   @classmethod
   def from_config(cls, cfg: Any) -> "OISConfig":
@@ -92,7 +93,9 @@ class OISConfig:
     """
     if isinstance(cfg, OISConfig):
       return cfg
-    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    from ois_jax.configs import common  # the schema: defaults of the keys a config leaves out
+    given = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    d = {**common.base_config().model.to_dict(), **given}
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(d) - set(names) - set(INIT_KEYS))
     if unknown:

@@ -10,7 +10,8 @@ of a sign disabled by `order_maps` get an all-zero map (no order bias: plain att
 
 import jax.numpy as jnp
 
-PATCH_SIZE = 14
+from ois_jax.geometry import PATCH_SIZE
+
 
 
 def normalize_depth(depth: jnp.ndarray, eps: float = 1e-6) -> jnp.ndarray:

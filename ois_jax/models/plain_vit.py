@@ -10,6 +10,7 @@ A plain ViT has no depth decoder, so this backbone needs `depth_source="external
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ois_jax.geometry import PATCH_SIZE
 from ois_jax.models import vit
 
 
@@ -40,7 +41,7 @@ class PlainViT(nn.Module):
   @nn.compact
   def __call__(self, images):
     b, h, w, _ = images.shape
-    gh, gw = h // vit.PATCH_SIZE, w // vit.PATCH_SIZE
+    gh, gw = h // PATCH_SIZE, w // PATCH_SIZE
     d = self.embed_dim
     cls_token = self.param("cls_token", nn.initializers.normal(0.02), (1, 1, d))
     pos_embed = self.param("pos_embed", nn.initializers.normal(0.02), (1, 1 + gh * gw, d))

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.errors import ClickError
+from ois_jax.geometry import PATCH_SIZE
 
 NUM_POSITIVE = 24
 NUM_NEGATIVE = 24
-PATCH_SIZE = 14
 
 
 @flax.struct.dataclass

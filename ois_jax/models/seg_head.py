@@ -11,39 +11,11 @@ per click from level 4 onwards. `__call__` = `finish(level4, prepare(levels 1-3)
 `DPTHead(final_relu=False)` (tested).
 """
 
-import functools
-
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
 
+from ois_jax import geometry
 from ois_jax.models import dpt
-
-
-@functools.lru_cache(maxsize=64)
-def _taps(in_size: int, out_size: int):
-  """Two-tap linear interpolation (align_corners=True): indices i0, i1 and weight of i1."""
-  scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
-  src = np.arange(out_size, dtype=np.float64) * scale
-  i0 = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
-  i1 = np.minimum(i0 + 1, in_size - 1)
-  return i0, i1, (src - i0).astype(np.float32)
-
-
-def resize_align_corners(x, size):
-  """Bilinear (align_corners=True) resize of (B, H, W, C) by two taps per axis.
-
-  Same result as the dense interpolation matrices of `resize.resize_bilinear_align_corners`
-  (used by dpt.py) up to rounding, but memory-bound: at 1022 input the matrix form of the
-  final resize alone costs ~120 GFLOP per click.
-  """
-  def along(x, axis, out):
-    i0, i1, f = _taps(x.shape[axis], out)
-    shape = [1] * x.ndim
-    shape[axis] = out
-    f = jnp.asarray(f, x.dtype).reshape(shape)
-    return jnp.take(x, i0, axis=axis) * (1 - f) + jnp.take(x, i1, axis=axis) * f
-  return along(along(x, 1, size[0]), 2, size[1])
 
 
 class SplitFusionBlock(nn.Module):
@@ -70,7 +42,7 @@ class SplitFusionBlock(nn.Module):
     size = size or (2 * x.shape[1], 2 * x.shape[2])
     # DPT resizes, then applies the 1x1 out_conv; both are linear and the interpolation weights
     # sum to 1, so the conv goes first here: same result, 4x fewer multiply-adds.
-    return resize_align_corners(self.out_conv(x), size)
+    return geometry.resize_bilinear_align_corners(self.out_conv(x), size)
 
 
 class SplitScratch(nn.Module):
@@ -105,7 +77,7 @@ class SplitScratch(nn.Module):
     path = self.refinenet3(path, skips["skip3"], size=skips["skip2"].shape[1:3])
     path = self.refinenet2(path, skips["skip2"], size=skips["skip1"].shape[1:3])
     path = self.refinenet1(path, skips["skip1"])
-    out = resize_align_corners(self.output_conv1(path), out_size)
+    out = geometry.resize_bilinear_align_corners(self.output_conv1(path), out_size)
     out = nn.relu(self.output_conv2_0(out))
     return self.output_conv2_2(out)
 

@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ois_jax import geometry
 from ois_jax.errors import ConfigError
-from ois_jax.models import resize
+from ois_jax.geometry import PATCH_SIZE
 
 LAYER_NORM_EPS = 1e-6
-PATCH_SIZE = 14
 PRETRAIN_GRID = 37  # DINOv2 position table: 518 / 14 = 37 patches per side.
 
 
@@ -49,11 +49,11 @@ def interpolate_pos_embed(pos_embed: jnp.ndarray, grid_h: int, grid_w: int,
     return pos_embed
   cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:].reshape(side, side, -1)
   if mode == "original":
-    h_mat = resize.bicubic_matrix(side, grid_h, (grid_h + 0.1) / side)
-    w_mat = resize.bicubic_matrix(side, grid_w, (grid_w + 0.1) / side)
+    h_mat = geometry.bicubic_matrix(side, grid_h, (grid_h + 0.1) / side)
+    w_mat = geometry.bicubic_matrix(side, grid_w, (grid_w + 0.1) / side)
   elif mode == "hf":
-    h_mat = resize.bicubic_matrix(side, grid_h)
-    w_mat = resize.bicubic_matrix(side, grid_w)
+    h_mat = geometry.bicubic_matrix(side, grid_h)
+    w_mat = geometry.bicubic_matrix(side, grid_w)
   else:
     raise ValueError(f"unknown pos-embed interpolation mode {mode!r}; use 'original' or 'hf'")
   patch_pos = jnp.einsum("ah,bw,hwd->abd", jnp.asarray(h_mat), jnp.asarray(w_mat),

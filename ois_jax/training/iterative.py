@@ -53,7 +53,7 @@ def next_training_clicks(pred, gt, coords, valid, rng, num_positive: int):
 
 
 def run_iterative_rounds(predict_fn, gt, coords, valid, rng, num_rounds, *, num_positive: int,
-                         threshold: float = 0.49):
+                         threshold: float):
   """Runs `num_rounds` (a traced int) no-gradient rounds with a `lax.while_loop`.
 
   Args:

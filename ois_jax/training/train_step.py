@@ -70,7 +70,7 @@ def make_train_step(model, config, fns, tx, trainable_mask):
   """`train_step(state, batch, rng) -> (state, metrics)`, a pure function (not yet jitted)."""
   max_rounds = int(config.data.max_iterative_rounds)
   num_positive = int(config.model.num_positive_slots)
-  threshold = float(config.eval.get("threshold", 0.49))
+  threshold = float(config.eval.threshold)
   external_depth = config.model.depth_source == "external"
   schedule = optim.learning_rate_schedule(config)
 

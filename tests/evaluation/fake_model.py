@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 
 from ois_jax.evaluation import evaluator
-from ois_jax.models.resize import bilinear_matrix
+from ois_jax.geometry import bilinear_matrix
 
 SIZE = 32
 

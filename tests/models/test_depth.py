@@ -131,7 +131,7 @@ def test_depth_cli_writes_npy_and_png(vits, tmp_path, capsys):
 def test_bilinear_resize_matches_torch(shapes, align_corners):
   """The 2-tap resize used by the DPT head and infer_image, against F.interpolate (fp32)."""
   torch = pytest.importorskip("torch")
-  from ois_jax.models import resize
+  from ois_jax import geometry as resize
   (h, w), size = shapes
   x = np.random.default_rng(h * w).standard_normal((1, h, w, 2)).astype(np.float32)
   fn = resize.resize_bilinear_align_corners if align_corners else resize.resize_bilinear

@@ -1,6 +1,10 @@
-"""Resizing with PyTorch's exact semantics, as separable interpolation matrices.
+"""Geometry shared by the models, the transforms and the evaluator: the patch grid, the input
+normalisation, original <-> model coordinates, and resizing with PyTorch's exact semantics.
 
-`jax.image.resize` has neither `align_corners=True` nor PyTorch's bicubic kernel
+This module imports nothing else of ois-jax, so every layer can use it (models, transforms,
+evaluation, data pipelines).
+
+Resizing: `jax.image.resize` has neither `align_corners=True` nor PyTorch's bicubic kernel
 (a = -0.75, border-clamped taps), and the DepthAnythingV2 reference uses both. Taps and
 matrices depend only on static shapes, so they are built in NumPy at trace time. Bilinear
 resizes run as two gathers + lerp per axis; the bicubic position-table resize (small) and
@@ -12,6 +16,18 @@ import functools
 
 import jax.numpy as jnp
 import numpy as np
+
+PATCH_SIZE = 14  # DINOv2 / DAv2 patches: model input sides are multiples of 14
+# ImageNet statistics of the DAv2 encoder's input normalisation, for RGB in [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_model_coords(yx, scale):
+  """Original pixel (y, x) -> model pixel (y, x) of an image resized by `scale`:
+  (yx + 0.5) * scale - 0.5, pixel centres to pixel centres. yx (..., 2); NumPy or JAX arrays
+  (scale broadcasts: a scalar, or (B, 1) for a batch)."""
+  return (yx + 0.5) * scale - 0.5
 
 
 @functools.lru_cache(maxsize=256)

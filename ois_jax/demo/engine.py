@@ -48,9 +48,7 @@ class Engine:
 
   def __init__(self, predictor: Predictor, source: str, threshold: float):
     c = predictor.model.config
-    if c.depth_source != "head":
-      raise ConfigError(f"{source} takes an external depth map (model.depth_source="
-                        f"{c.depth_source!r}); the demo needs a model with its own depth head")
+    self.check_model(c, source)
     self.model = predictor.model
     self.params = predictor.params
     self.config = predictor.config
@@ -66,8 +64,16 @@ class Engine:
     self.encodes = 0     # images encoded, all sessions together (the tests count them)
     self.decodes = 0
 
+  @staticmethod
+  def check_model(model_config, source: str):
+    """ConfigError unless the model makes its own depth (the demo has no depth input)."""
+    if model_config.depth_source != "head":
+      raise ConfigError(f"{source} takes an external depth map (model.depth_source="
+                        f"{model_config.depth_source!r}); the demo needs a model with its own depth head")
+
   @classmethod
   def from_weights(cls, config, params, source: str, seed: int = 0) -> "Engine":
+    cls.check_model(config.model, source)  # before any initialisation is compiled
     predictor = Predictor.from_config(config, params=params, seed=seed)
     return cls(predictor, source, float(config.eval.threshold))
 

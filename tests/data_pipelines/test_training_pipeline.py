@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ois_jax import geometry
 from ois_jax.configs import ois_tiny
 from ois_jax.data_pipelines import procedural, training
 from ois_jax.errors import DataError
@@ -83,7 +84,7 @@ def test_image_target_and_depth_stay_aligned(scenes):
     records.append({"image": image, "masks": masks, "name": f"coded{i}"})
   it = training.make_train_iterator(_config(), records, seed=0, num_threads=0)
   for batch in _take(it, 3):
-    rgb = batch["image"] * training.IMAGENET_STD + training.IMAGENET_MEAN
+    rgb = batch["image"] * geometry.IMAGENET_STD + geometry.IMAGENET_MEAN
     for b in range(3):
       obj, bg = _interior(batch["gt"][b] == 1), _interior(batch["gt"][b] == 0)
       assert obj.any() and bg.any()

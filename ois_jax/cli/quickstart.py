@@ -102,43 +102,68 @@ def initial_params(config, depth_checkpoint: str):
   return model, ois.init_from_depth_checkpoint(params, depth_checkpoint)
 
 
-def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 20,
-        quiet: bool = False, log=print) -> dict:
-  """Stages 1-3 (see the module docstring). Returns the metrics.json record."""
-  import jax
-  from ois_jax.evaluation import evaluate, report
-  from ois_jax.models import ois
-  from ois_jax.training import depth_pretrain, trainer
-
+def prepare_workdir(workdir: str, settings: dict, log=print) -> str:
+  """Refuses a workdir of other settings, records these; returns the absolute path."""
   workdir = os.path.abspath(workdir)
-  settings = settings_record(depth, config, eval_samples, max_clicks)
-  resumed = check_workdir(workdir, settings)
+  if check_workdir(workdir, settings):
+    log(f"quickstart: continuing the run in {workdir} (same settings)")
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, SETTINGS_FILE), "w") as f:
     json.dump(settings, f, indent=1, sort_keys=True)
-  if resumed:
-    log(f"quickstart: continuing the run in {workdir} (same settings)")
-  seconds = {}
-  start = time.time()
+  return workdir
 
+
+def stage1(workdir: str, depth, quiet: bool = False, log=print) -> str:
+  """Trains (or reuses) the depth model in WORKDIR/depth; returns its checkpoint folder."""
+  from ois_jax.training import depth_pretrain
   log(f"\n== Stage 1: depth model ({depth.total_steps} steps, DepthAnythingV2 custom "
       f"{depth.model.embed_dim}-d x {depth.model.depth} blocks, input {depth.model.input_size}) ==")
-  stage1 = depth_pretrain.train_depth(depth, os.path.join(workdir, "depth"), quiet=quiet, log=log)
-  depth_ckpt = stage1["checkpoint"]
-  seconds["stage1"] = time.time() - start
+  return depth_pretrain.train_depth(depth, os.path.join(workdir, "depth"), quiet=quiet, log=log)["checkpoint"]
 
+
+def run_name(use_order: bool, seed: int = 0) -> str:
+  """Stage-2 folder in a quickstart workdir: ois, ois_no_order (seed 0), ois_seed1, ..."""
+  return ("ois" if use_order else "ois_no_order") + (f"_seed{seed}" if seed else "")
+
+
+def stage2(workdir: str, config, depth_checkpoint: str, use_order: bool = True, quiet: bool = False,
+           log=print):
+  """Trains (or resumes) OIS on the stage-1 model in WORKDIR/`run_name`; (model, config, params)."""
+  import jax
+  from ois_jax.models import ois
+  from ois_jax.training import trainer
+  c = variant_config(config, depth_checkpoint, use_order)
+  log(f"\n== Stage 2: OIS {'' if use_order else 'without the order path '}({c.total_steps} steps, "
+      f"batch {c.data.batch_size}; encoder and depth head frozen, order maps from the depth head) ==")
+  summary = trainer.train(c, os.path.join(workdir, run_name(use_order, int(c.seed))), quiet=quiet, log=log)
+  return ois.build_model(c.model), c, jax.device_get(summary["state"]["params"])
+
+
+def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 20,
+        quiet: bool = False, log=print) -> dict:
+  """Stages 1-3 (see the module docstring). Returns the metrics.json record."""
+  from ois_jax.evaluation import evaluate, report
+
+  settings = settings_record(depth, config, eval_samples, max_clicks)
+  workdir = prepare_workdir(workdir, settings, log)
+  # Wall seconds, and this process's CPU seconds (the time on an idle machine is about the CPU
+  # time divided by the cores used: on a shared machine wall time says more about the others).
+  seconds, cpu_seconds = {}, {}
+  start, cpu_start = time.time(), time.process_time()
+
+  def lap(name, t0, c0):
+    seconds[name] = time.time() - t0
+    cpu_seconds[name] = time.process_time() - c0
+
+  depth_ckpt = stage1(workdir, depth, quiet, log)
+  lap("stage1", start, cpu_start)
   trained = {}
   for use_order in (True, False):
-    t0 = time.time()
-    c = variant_config(config, depth_ckpt, use_order)
-    name = "ois" if use_order else "ois_no_order"
-    log(f"\n== Stage 2: OIS {'' if use_order else 'without the order path '}({c.total_steps} steps, "
-        f"batch {c.data.batch_size}; encoder and depth head frozen, order maps from the depth head) ==")
-    summary = trainer.train(c, os.path.join(workdir, name), quiet=quiet, log=log)
-    trained[use_order] = (ois.build_model(c.model), c, jax.device_get(summary["state"]["params"]))
-    seconds["stage2" if use_order else "stage2_no_order"] = time.time() - t0
+    t0, c0 = time.time(), time.process_time()
+    trained[use_order] = stage2(workdir, config, depth_ckpt, use_order, quiet, log)
+    lap("stage2" if use_order else "stage2_no_order", t0, c0)
 
-  t0 = time.time()
+  t0, c0 = time.time(), time.process_time()
   samples = heldout_scenes(config, eval_samples)
   log(f"\n== Stage 3: standard protocol on {len(samples)} held-out scenes, {max_clicks} clicks ==")
   init_model, init = initial_params(trained[True][1], depth_ckpt)
@@ -148,8 +173,8 @@ def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 
   for label, model, c, params in runs:
     result = evaluate(model, params, c, samples, max_clicks=max_clicks, progress=not quiet)
     rows.append((label, result.metrics))
-  seconds["stage3"] = time.time() - t0
-  seconds["total"] = time.time() - start
+  lap("stage3", t0, c0)
+  lap("total", start, cpu_start)
 
   table = report.format_table(rows)
   title = f"{config.name}: {len(samples)} held-out procedural scenes"
@@ -159,12 +184,14 @@ def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 
   plot = report.plot_curves(os.path.join(workdir, report.PLOT_FILE),
                             [(label, report.miou_curve(m)) for label, m in rows], title=title)
   record = {"metrics": {label: {k: report._jsonable(v) for k, v in m.items()} for label, m in rows},
-            "seconds": {k: round(v, 1) for k, v in seconds.items()}, "settings": settings}
+            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "cpu_seconds": {k: round(v, 1) for k, v in cpu_seconds.items()}, "settings": settings}
   with open(os.path.join(workdir, report.METRICS_FILE), "w") as f:
     json.dump(record, f, indent=1)
   log(f"plot: {plot}\nmetrics: {os.path.join(workdir, report.METRICS_FILE)}\n"
       f"time: stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2']:.0f} + "
-      f"{seconds['stage2_no_order']:.0f} s, stage 3 {seconds['stage3']:.0f} s, total {seconds['total']:.0f} s")
+      f"{seconds['stage2_no_order']:.0f} s, stage 3 {seconds['stage3']:.0f} s, total {seconds['total']:.0f} s "
+      f"(CPU time of this process {cpu_seconds['total']:.0f} s)")
   return record
 
 

@@ -46,18 +46,21 @@ def masked_median(x: jax.Array, valid: jax.Array) -> jax.Array:
   return jnp.where(count > 0, 0.5 * (lo + hi), 0.0)
 
 
-def align_scale_shift(d: jax.Array, valid: jax.Array) -> jax.Array:
-  """(B, H, W) maps -> (d - t(d)) / s(d) per sample over the valid pixels, 0 elsewhere.
-
-  t is the median and s the mean absolute deviation from it (MiDaS / DepthAnythingV2).
-  """
+def shift_and_scale(d: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(B, H, W) maps -> t (B,) the median and s (B,) the mean absolute deviation from it, over
+  the valid pixels (MiDaS / DepthAnythingV2)."""
   b = d.shape[0]
   flat, mask = d.reshape(b, -1).astype(jnp.float32), valid.reshape(b, -1)
-  t = masked_median(flat, mask)                                        # (B,)
-  count = jnp.maximum(mask.sum(-1), 1)
-  s = jnp.sum(jnp.abs(flat - t[:, None]) * mask, -1) / count            # (B,)
-  aligned = (flat - t[:, None]) / jnp.maximum(s, _EPS)[:, None]
-  return jnp.where(mask, aligned, 0.0).reshape(d.shape)
+  t = masked_median(flat, mask)
+  s = jnp.sum(jnp.abs(flat - t[:, None]) * mask, -1) / jnp.maximum(mask.sum(-1), 1)
+  return t, s
+
+
+def align_scale_shift(d: jax.Array, valid: jax.Array) -> jax.Array:
+  """(B, H, W) maps -> (d - t(d)) / s(d) per sample over the valid pixels, 0 elsewhere."""
+  t, s = shift_and_scale(d, valid)
+  aligned = (d.astype(jnp.float32) - t[:, None, None]) / jnp.maximum(s, _EPS)[:, None, None]
+  return jnp.where(valid, aligned, 0.0)
 
 
 def gradient_matching(residual: jax.Array, valid: jax.Array, scales: int = 4) -> jax.Array:
@@ -140,12 +143,20 @@ def depth_config(config):
   return DepthConfig("custom", input_size=int(m.input_size), size=size)
 
 
-def init_params(model, seed: int) -> dict:
+def init_params(model, seed: int, layer_scale: float | None = None) -> dict:
   """Flax's initialisers of the DepthAnythingV2 (the training start), drawn from an RBG key: one
-  threefry kernel per parameter would make XLA:CPU compile several times slower."""
+  threefry kernel per parameter would make XLA:CPU compile several times slower.
+
+  layer_scale: the initial LayerScale gammas (None: DINOv2's 1e-5, made for long pre-training;
+  a short run learns faster when the blocks start with a larger say).
+  """
   def init(rng):
     key = jax.random.key(jax.random.randint(rng, (), 0, np.iinfo(np.int32).max), impl="unsafe_rbg")
-    return model.init(key, jnp.zeros((1, 28, 28, 3), jnp.float32))["params"]
+    params = model.init(key, jnp.zeros((1, 28, 28, 3), jnp.float32))["params"]
+    if layer_scale is not None:
+      params = jax.tree_util.tree_map_with_path(
+          lambda path, v: jnp.full_like(v, layer_scale) if path[-1].key == "gamma" else v, params)
+    return params
   return jax.jit(init)(jax.random.key(seed))
 
 
@@ -163,13 +174,20 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def make_train_step(model, config, tx):
   """`step(params, opt_state, batch) -> (params, opt_state, loss)` (pure; jit it)."""
   gradient_weight = float(config.train.gradient_weight)
+  scale_weight = float(config.train.scale_weight)
 
   def loss_fn(params, batch):
     pred = model.apply({"params": params}, batch["image"])
-    return ssi_loss(pred, batch["depth"], batch["valid"], gradient_weight)
+    loss = ssi_loss(pred, batch["depth"], batch["valid"], gradient_weight)
+    # OUR CHOICE: the SSI loss leaves the output scale free, and it drifts (to thousands in 800
+    # steps); the segmentation head of stage 2 starts as a copy of this head, so its first
+    # logits would be that large. A weak pull of log s(pred) towards 0 keeps the output O(1).
+    _, s = shift_and_scale(pred, batch["valid"])
+    anchor = jnp.mean(jnp.log(jnp.maximum(s, _EPS)) ** 2)
+    return loss + scale_weight * anchor, loss
 
   def step(params, opt_state, batch):
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
@@ -210,7 +228,7 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
 
   dcfg = depth_config(config)
   model = DepthAnythingV2.from_config(dcfg)
-  params = init_params(model, int(config.seed))
+  params = init_params(model, int(config.seed), config.train.get("layer_scale_init"))
   tx = make_optimizer(config)
   opt_state = tx.init(params)
   step_fn = jax.jit(make_train_step(model, config, tx), donate_argnums=(0, 1))

@@ -5,7 +5,8 @@ improves NoC90 on held-out images versus its initialisation. Prints JSON.
       --benchmarks grabcut=../shared/data/GrabCut berkeley=../shared/data/Berkeley
 Held-out: the BSDS500 'val' split (one object per image: the largest covering at most half of
 the image), never trained on, and any benchmarks given (Berkeley's images are excluded from
-training by default). Training runs exactly --steps steps.
+training by default). Training runs exactly --steps steps (no wall-clock limit: the figures
+must not depend on the machine's speed).
 """
 
 import argparse

@@ -1,8 +1,16 @@
-"""Must-show 2: on procedural depth scenes (external, true depth), the order path on versus the
-`use_order=False` ablation at the same training budget, over several seeds. Prints JSON with the
-per-seed NoC90 / mIoU@5 on held-out scenes and mean +- std.
+"""The order path on versus the `use_order=False` ablation at the same training budget, over
+several seeds, on held-out procedural scenes. Prints JSON with the per-seed NoC85/90, mIoU@5/20
+and mean +- std.
 
+  python scripts/exp_order_ablation.py --recipe --seeds 0 1 2 --workdir quickstart_run
   python scripts/exp_order_ablation.py --steps 300 --seeds 0 1 2 --workdir /tmp/exp_order
+
+--recipe: the quickstart's recipe (its default settings): one stage-1 depth model, then stage 2
+(OIS with order maps from the model's own depth head) per seed and variant, evaluated with
+`ois_jax.evaluation.evaluate` on the quickstart's 100 held-out scenes. The layout is the
+quickstart's (WORKDIR/depth, WORKDIR/ois, WORKDIR/ois_no_order, WORKDIR/ois_seed1, ...), so a
+finished quickstart workdir gives seed 0 for free. Without --recipe: the tiny config with the
+scenes' true depth as external depth (`--steps` steps, `--eval-samples` scenes).
 
 It also measures what the order path does inside the model: for the first (positive) click on
 each held-out scene, the share of that click slot's cross-attention, over blocks and heads, that
@@ -19,10 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ois_jax.cli import quickstart
 from ois_jax.configs import ois_tiny
 from ois_jax import transforms
 from ois_jax.geometry import PATCH_SIZE
-from ois_jax.evaluation import clicker, evaluator
+from ois_jax.evaluation import clicker, evaluate, evaluator
 from ois_jax.models import ois as ois_lib, prompts
 from ois_jax.training import train_step as ts, trainer, validation
 
@@ -87,22 +96,45 @@ def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int)
           "sigma": learned_sigmas(params)}
 
 
+def run_recipe(use_order: bool, seed: int, workdir: str) -> dict:
+  """Stage 2 of the quickstart recipe for one seed and variant (stage 1 shared), evaluated."""
+  depth, base = quickstart.build_configs()
+  # The workdir is a quickstart one (its default settings); other seeds go to their own folders.
+  workdir = quickstart.prepare_workdir(workdir, quickstart.settings_record(depth, base, 100, 20),
+                                       log=lambda *a: None)
+  config = base.copy_and_resolve_references()
+  config.seed = seed
+  depth_ckpt = quickstart.stage1(workdir, depth, quiet=True)
+  model, c, params = quickstart.stage2(workdir, config, depth_ckpt, use_order, quiet=True,
+                                       log=lambda *a: None)
+  source = quickstart.heldout_scenes(config, 100)
+  samples = [source[i] for i in range(len(source))]
+  m = evaluate(model, params, c, samples, progress=False).metrics
+  return {"seed": seed, "use_order": use_order,
+          **{k: m[k] for k in ("NoC85", "NoC90", "NoC95", "mIoU@1", "mIoU@5", "mIoU@20", "NoF90")},
+          "attention_on_target": attention_on_target(c, model, params, samples[:32]),
+          "sigma": learned_sigmas(params)}
+
+
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--steps", type=int, default=300)
+  p.add_argument("--recipe", action="store_true", help="the quickstart's recipe (stage-1 depth model)")
+  p.add_argument("--steps", type=int, default=300, help="training steps (without --recipe)")
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   p.add_argument("--workdir", default="/tmp/exp_order")
-  p.add_argument("--eval-samples", type=int, default=32)
+  p.add_argument("--eval-samples", type=int, default=32, help="held-out scenes (without --recipe)")
   args = p.parse_args()
-  runs = [run(order, seed, args.steps, args.workdir, args.eval_samples)
-          for seed in args.seeds for order in (True, False)]
-  out = {"steps": args.steps, "runs": runs}
+  if args.recipe:
+    runs = [run_recipe(order, seed, args.workdir) for seed in args.seeds for order in (True, False)]
+  else:
+    runs = [run(order, seed, args.steps, args.workdir, args.eval_samples)
+            for seed in args.seeds for order in (True, False)]
+  out = {"recipe": args.recipe, "steps": None if args.recipe else args.steps, "runs": runs}
   for order in (True, False):
-    noc = np.array([r["NoC90"] for r in runs if r["use_order"] == order])
-    miou = np.array([r["mIoU@5"] for r in runs if r["use_order"] == order])
-    out[f"use_order={order}"] = {"NoC90_mean": float(noc.mean()), "NoC90_std": float(noc.std()),
-                                 "mIoU@5_mean": float(miou.mean()), "mIoU@5_std": float(miou.std()),
-                                 "seeds": len(noc)}
+    out[f"use_order={order}"] = {"seeds": sum(r["use_order"] == order for r in runs)}
+    for key in ("NoC85", "NoC90", "mIoU@5", "mIoU@20"):
+      values = np.array([r[key] for r in runs if r["use_order"] == order])
+      out[f"use_order={order}"].update({f"{key}_mean": float(values.mean()), f"{key}_std": float(values.std())})
   print(json.dumps(out, indent=1))
 
 

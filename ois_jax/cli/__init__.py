@@ -14,7 +14,7 @@ from ois_jax.cli import _log
 from ois_jax.errors import OISError
 
 COMMANDS = {
-    "quickstart": "Train the tiny config briefly, evaluate it, print the table and plot (the main job).",
+    "quickstart": "The paper's recipe in miniature: depth model, OIS on top, evaluation (the main job).",
     "convert": "Convert DepthAnythingV2 checkpoints between PyTorch (.pth / safetensors) and Flax.",
     "depth": "Predict relative inverse depth for an image with a converted checkpoint.",
     "segment": "Segment an image from clicks with a checkpoint or a config.",

@@ -4,9 +4,15 @@ The expected key set and every expected shape come from the Flax model itself (`
 of `DepthAnythingV2.init`) pushed through the tables, so the tables cannot silently drift from the
 model. Every tensor is shape-checked; all missing, unexpected and mis-shaped keys are reported in
 one CheckpointError. State dicts here are `dict[str, np.ndarray]` (no torch needed).
+
+A model is named by its variant (vits, vitb, vitl) or, for a custom size, by its `DepthSize`
+(`size=`): shapes give the widths and the block count, but not the number of attention heads nor
+the intermediate layers, so a custom-size file needs its sizes from elsewhere (the `.json` that
+`ois_jax.convert.export_weights` writes beside it).
 """
 
 import functools
+import os
 
 import flax
 import jax
@@ -14,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.convert import tables
+from ois_jax.convert.files import sizes_path
 from ois_jax.errors import CheckpointError
-from ois_jax.models.depth import DepthAnythingV2
+from ois_jax.models.depth import DepthAnythingV2, DepthSize
 from ois_jax.models.vit import VARIANTS
 
 FORMATS = ("original", "hf")
@@ -23,12 +30,25 @@ _FORMAT_PREFIXES = {"original": ("pretrained.", "depth_head."), "hf": ("backbone
 
 
 # --- expected keys and shapes --------------------------------------------------------------------
+def as_size(variant: "str | DepthSize") -> DepthSize:
+  """A variant name or a DepthSize -> the DepthSize."""
+  return variant if isinstance(variant, DepthSize) else DepthSize.of_variant(variant)
+
+
+def size_label(size: DepthSize) -> str:
+  """'vits', or 'custom (embed dim 32, 4 blocks)' for a custom size."""
+  name = size.variant()
+  return name if name != "custom" else f"custom (embed dim {size.embed_dim}, {size.depth} blocks)"
+
+
+def expected_flax_shapes(variant: "str | DepthSize") -> dict[str, tuple[int, ...]]:
+  """'pretrained/blocks_0/attn/qkv/kernel' -> shape, for every parameter of the variant / size."""
+  return _flax_shapes(as_size(variant))
+
+
 @functools.lru_cache(maxsize=None)
-def expected_flax_shapes(variant: str) -> dict[str, tuple[int, ...]]:
-  """'pretrained/blocks_0/attn/qkv/kernel' -> shape, for every parameter of the variant."""
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
-  model = DepthAnythingV2(variant)
+def _flax_shapes(size: DepthSize) -> dict[str, tuple[int, ...]]:
+  model = DepthAnythingV2("custom", size=size)
   # Parameter shapes do not depend on the input size; a 2x2 token grid traces fast.
   tree = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 3)))["params"]
   return {k: tuple(v.shape) for k, v in flax.traverse_util.flatten_dict(tree, sep="/").items()}
@@ -39,15 +59,23 @@ def _shape_view(shape):
   return np.broadcast_to(np.zeros((), np.float32), shape)
 
 
+def expected_original_shapes(variant: "str | DepthSize") -> dict[str, tuple[int, ...]]:
+  return _original_shapes(as_size(variant))
+
+
 @functools.lru_cache(maxsize=None)
-def expected_original_shapes(variant: str) -> dict[str, tuple[int, ...]]:
-  views = {k: _shape_view(s) for k, s in expected_flax_shapes(variant).items()}
+def _original_shapes(size: DepthSize) -> dict[str, tuple[int, ...]]:
+  views = {k: _shape_view(s) for k, s in _flax_shapes(size).items()}
   return {k: tuple(v.shape) for k, v in _flax_to_original(views).items()}
 
 
+def expected_hf_shapes(variant: "str | DepthSize") -> dict[str, tuple[int, ...]]:
+  return _hf_shapes(as_size(variant))
+
+
 @functools.lru_cache(maxsize=None)
-def expected_hf_shapes(variant: str) -> dict[str, tuple[int, ...]]:
-  views = {k: _shape_view(s) for k, s in expected_original_shapes(variant).items()}
+def _hf_shapes(size: DepthSize) -> dict[str, tuple[int, ...]]:
+  views = {k: _shape_view(s) for k, s in _original_shapes(size).items()}
   return {k: tuple(v.shape) for k, v in _original_to_hf(views).items()}
 
 
@@ -98,6 +126,24 @@ def detect_variant(state_dict: dict, fmt: str) -> tuple[str | None, str]:
   return None, found
 
 
+def _resolve_size(state_dict, fmt, variant, size, source) -> DepthSize:
+  """The DepthSize a state dict is read as: `size` when given (checked against the tensors),
+  else the released variant asked for or detected."""
+  if size is None:
+    if variant == "custom":
+      raise CheckpointError(f"{source}: variant 'custom' needs its sizes (the .json written beside "
+                            "the file by `ois-jax convert`, or --sizes FILE)")
+    return DepthSize.of_variant(_resolve_variant(state_dict, fmt, variant, source))
+  if variant not in (None, "custom", size.variant()):
+    raise CheckpointError(f"{source}: the sizes given are those of {size_label(size)}, but variant "
+                          f"{variant} was asked for")
+  _, found = detect_variant(state_dict, fmt)
+  if found != f"embed dim {size.embed_dim}, {size.depth} blocks":
+    raise CheckpointError(f"{source}: holds a DepthAnythingV2 with {found}, but its sizes say "
+                          f"embed dim {size.embed_dim}, {size.depth} blocks")
+  return size
+
+
 def _resolve_variant(state_dict, fmt, variant, source) -> str:
   detected, found = detect_variant(state_dict, fmt)
   known = ", ".join(f"{n} ({v.embed_dim}/{v.depth})" for n, v in VARIANTS.items())
@@ -111,6 +157,11 @@ def _resolve_variant(state_dict, fmt, variant, source) -> str:
       raise CheckpointError(f"{source}: does not look like DepthAnythingV2 {variant} ({found}; "
                             f"known variants: {known})")
     return variant
+  if detected is None and "embed dim" in found:
+    raise CheckpointError(f"{source}: holds a DepthAnythingV2 of no released size ({found}; released: "
+                          f"{known}); its number of attention heads and intermediate layers are not in "
+                          f"the weights: put the {os.path.basename(sizes_path(source))} that `ois-jax "
+                          "convert` writes with them beside the file, or pass --sizes FILE")
   if detected is None:
     raise CheckpointError(f"{source}: cannot determine the DepthAnythingV2 variant ({found}; "
                           f"known variants: {known}); pass --variant")
@@ -169,34 +220,39 @@ def _to_float32(state_dict: dict) -> dict:
 
 
 # --- public API ------------------------------------------------------------------------------------
-def from_original(state_dict: dict, variant: str | None = None, source: str = "state dict") -> tuple[dict, str]:
-  """Original DAv2 state dict (pretrained.*, depth_head.*) -> (Flax params, variant)."""
-  variant = _resolve_variant(state_dict, "original", variant, source)
-  _check_keys(state_dict, expected_original_shapes(variant), source, "original", variant)
+def from_original(state_dict: dict, variant: str | None = None, source: str = "state dict",
+                  size: DepthSize | None = None) -> tuple[dict, str]:
+  """Original DAv2 state dict (pretrained.*, depth_head.*) -> (Flax params, variant).
+
+  size: the sizes of a custom-size model (variant 'custom'); checked against every tensor.
+  """
+  size = _resolve_size(state_dict, "original", variant, size, source)
+  _check_keys(state_dict, _original_shapes(size), source, "original", size_label(size))
   flat = _original_to_flax(_to_float32(state_dict))
-  return flax.traverse_util.unflatten_dict(flat, sep="/"), variant
+  return flax.traverse_util.unflatten_dict(flat, sep="/"), size.variant()
 
 
-def from_hf(state_dict: dict, variant: str | None = None, source: str = "state dict") -> tuple[dict, str]:
+def from_hf(state_dict: dict, variant: str | None = None, source: str = "state dict",
+            size: DepthSize | None = None) -> tuple[dict, str]:
   """Hugging Face DepthAnythingForDepthEstimation state dict -> (Flax params, variant).
 
   Accepts the Hub/save_pretrained names (attention.attention.query, attention.output.dense) and
   transformers 5's in-memory names (attention.q_proj, attention.o_proj).
   """
   state_dict = {tables.normalize_hf_key(k): v for k, v in state_dict.items()}
-  variant = _resolve_variant(state_dict, "hf", variant, source)
-  _check_keys(state_dict, expected_hf_shapes(variant), source, "Hugging Face", variant)
-  return from_original(_hf_to_original(_to_float32(state_dict)), variant, source)
+  size = _resolve_size(state_dict, "hf", variant, size, source)
+  _check_keys(state_dict, _hf_shapes(size), source, "Hugging Face", size_label(size))
+  return from_original(_hf_to_original(_to_float32(state_dict)), size.variant(), source, size)
 
 
 def from_state_dict(state_dict: dict, fmt: str | None = None, variant: str | None = None,
-                    source: str = "state dict") -> tuple[dict, str, str]:
+                    source: str = "state dict", size: DepthSize | None = None) -> tuple[dict, str, str]:
   """Either layout -> (Flax params, variant, format); `fmt` None detects it from the keys."""
   fmt = fmt or detect_format(state_dict, source)
   if fmt not in FORMATS:
     raise CheckpointError(f"unknown checkpoint format {fmt!r}; expected one of {FORMATS}")
   convert = from_original if fmt == "original" else from_hf
-  params, variant = convert(state_dict, variant, source)
+  params, variant = convert(state_dict, variant, source, size)
   return params, variant, fmt
 
 
@@ -212,33 +268,35 @@ def params_variant(params: dict) -> str:
   for name, v in VARIANTS.items():
     if v.embed_dim == dim and v.depth == depth:
       return name
-  raise CheckpointError(f"params do not match a known variant (embed dim {dim}, {depth} blocks)")
+  raise CheckpointError(f"params do not match a released variant (embed dim {dim}, {depth} blocks); "
+                        "pass the sizes of a custom-size model (size=DepthSize(...))")
 
 
-def _checked_flat(params: dict, variant: str | None) -> tuple[dict, str]:
-  variant = variant or params_variant(params)
+def _checked_flat(params: dict, variant: "str | DepthSize | None") -> dict:
+  size = as_size(variant or params_variant(params))
   flat = flax.traverse_util.flatten_dict(params, sep="/")
-  _check_keys(flat, expected_flax_shapes(variant), "Flax params", "Flax", variant)
-  return {k: np.asarray(v) for k, v in flat.items()}, variant
+  _check_keys(flat, _flax_shapes(size), "Flax params", "Flax", size_label(size))
+  return {k: np.asarray(v) for k, v in flat.items()}
 
 
-def to_original(params: dict, variant: str | None = None) -> dict[str, np.ndarray]:
-  """Flax params -> original DAv2 state dict of contiguous NumPy arrays."""
-  flat, _ = _checked_flat(params, variant)
+def to_original(params: dict, variant: "str | DepthSize | None" = None) -> dict[str, np.ndarray]:
+  """Flax params -> original DAv2 state dict of contiguous NumPy arrays.
+
+  variant: a variant name or the DepthSize of a custom-size model (None: detected, released sizes).
+  """
+  flat = _checked_flat(params, variant)
   return {k: np.ascontiguousarray(v) for k, v in _flax_to_original(flat).items()}
 
 
-def to_hf(params: dict, variant: str | None = None) -> dict[str, np.ndarray]:
+def to_hf(params: dict, variant: "str | DepthSize | None" = None) -> dict[str, np.ndarray]:
   """Flax params -> Hugging Face state dict (Hub names) of contiguous NumPy arrays."""
-  flat, _ = _checked_flat(params, variant)
+  flat = _checked_flat(params, variant)
   return {k: np.ascontiguousarray(v) for k, v in _original_to_hf(_flax_to_original(flat)).items()}
 
 
-def hf_config(variant: str) -> dict:
+def hf_config(variant: "str | DepthSize") -> dict:
   """config.json for transformers' DepthAnythingForDepthEstimation of this variant (relative depth)."""
-  from ois_jax.models.dpt import HEAD_SIZES
-  v = VARIANTS[variant]
-  features, out_channels = HEAD_SIZES[variant]
+  v = as_size(variant)
   return {
       "architectures": ["DepthAnythingForDepthEstimation"],
       "model_type": "depth_anything",
@@ -249,8 +307,8 @@ def hf_config(variant: str) -> dict:
           "reshape_hidden_states": False, "layerscale_value": 1.0, "mlp_ratio": 4,
       },
       "reassemble_hidden_size": v.embed_dim,
-      "neck_hidden_sizes": list(out_channels),
-      "fusion_hidden_size": features,
+      "neck_hidden_sizes": list(v.out_channels),
+      "fusion_hidden_size": v.features,
       "head_hidden_size": 32,
       "patch_size": 14,
       "reassemble_factors": [4, 2, 1, 0.5],

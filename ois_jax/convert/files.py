@@ -19,6 +19,11 @@ SAFETENSORS_SUFFIX = ".safetensors"
 _WRAPPER_KEYS = ("state_dict", "model", "module")  # training scripts often nest the weights
 
 
+def sizes_path(weights_path: str) -> str:
+  """Where the sizes of a custom-size weight file live: `x.pth` -> `x.json` beside it."""
+  return os.path.splitext(weights_path)[0] + ".json"
+
+
 def _import_torch(path):
   try:
     import torch

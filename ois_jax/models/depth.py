@@ -6,6 +6,8 @@ inverse depth (larger = closer) at the image's original H x W. Differences from 
 the image is RGB (the original takes OpenCV's BGR and converts), and `params` are passed in.
 
 The parameter tree mirrors the original checkpoint: `{'pretrained': ViT, 'depth_head': DPT head}`.
+Besides the released sizes (vits, vitb, vitl), `variant='custom'` with a `DepthSize` builds the
+same architecture at other widths and depths (the quickstart's small depth model).
 """
 
 import dataclasses
@@ -19,28 +21,109 @@ import numpy as np
 
 from ois_jax.errors import ImageError
 from ois_jax import geometry
-from ois_jax.models.dpt import DPTHead
 from ois_jax.geometry import PATCH_SIZE
-from ois_jax.models.vit import DinoVisionTransformer
+from ois_jax.models.dpt import HEAD_SIZES, DPTHead
+from ois_jax.models.vit import VARIANTS, DinoVisionTransformer
 
 MEAN, STD = geometry.IMAGENET_MEAN, geometry.IMAGENET_STD  # DAv2's image2tensor normalisation
 MODEL_NAME = "depth_anything_v2"
 
 
 @dataclasses.dataclass(frozen=True)
+class DepthSize:
+  """Sizes of a DepthAnythingV2: the DINOv2 encoder and the DPT depth head.
+
+  embed_dim, depth, num_heads: the ViT; intermediate_layers: the block indices whose outputs feed
+  the head; features, out_channels: DAv2's `model_configs` entry of the head.
+  """
+  embed_dim: int
+  depth: int
+  num_heads: int
+  intermediate_layers: tuple[int, ...]
+  features: int
+  out_channels: tuple[int, ...]
+
+  @classmethod
+  def of_variant(cls, variant: str) -> "DepthSize":
+    """The sizes of a released DAv2 variant (vits, vitb, vitl)."""
+    if variant not in VARIANTS:
+      raise ValueError(f"unknown DepthAnythingV2 variant {variant!r}; expected one of "
+                       f"{sorted(VARIANTS)} (or 'custom' with its sizes)")
+    v = VARIANTS[variant]
+    features, out_channels = HEAD_SIZES[variant]
+    return cls(v.embed_dim, v.depth, v.num_heads, v.intermediate_layers, features, out_channels)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "DepthSize":
+    """From a dict with exactly the field names; a missing or unknown key is a ValueError."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing, unknown = sorted(set(names) - set(d)), sorted(set(d) - set(names))
+    if missing or unknown:
+      raise ValueError("DepthAnythingV2 sizes need the keys " + ", ".join(names)
+                       + (f"; missing {', '.join(missing)}" if missing else "")
+                       + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+    size = cls(**{k: tuple(int(x) for x in d[k]) if isinstance(d[k], (list, tuple)) else int(d[k])
+                  for k in names})
+    size.validate()
+    return size
+
+  def to_dict(self) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+  def validate(self) -> None:
+    """ValueError naming the first size that cannot build a model."""
+    if min(self.embed_dim, self.depth, self.num_heads, self.features) <= 0:
+      raise ValueError(f"DepthAnythingV2 sizes must be positive, got {self}")
+    if self.embed_dim % self.num_heads:
+      raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+    layers = self.intermediate_layers
+    if len(layers) != 4 or list(layers) != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < self.depth:
+      raise ValueError(f"intermediate_layers must be 4 increasing block indices in [0, {self.depth}), "
+                       f"got {list(layers)}")
+    if len(self.out_channels) != 4 or min(self.out_channels) <= 0:
+      raise ValueError(f"out_channels must be 4 positive widths, got {list(self.out_channels)}")
+
+  def variant(self) -> str:
+    """The released variant with these sizes, else 'custom'."""
+    return next((name for name in VARIANTS if DepthSize.of_variant(name) == self), "custom")
+
+
+@dataclasses.dataclass(frozen=True)
 class DepthConfig:
-  """What a depth checkpoint needs to rebuild its model (stored next to the params as JSON)."""
+  """What a depth checkpoint needs to rebuild its model (stored next to the params as JSON).
+
+  variant: vits | vitb | vitl, or "custom" with `size` (a small model of one's own, e.g. the
+  quickstart's stage 1; same ViT + DPT code, other widths and depths).
+  """
   variant: str = "vits"
   pos_embed_mode: str = "original"  # "original" (DAv2) | "hf" (Hugging Face interpolation)
   input_size: int = 518
+  size: DepthSize | None = None     # the sizes when variant == "custom"
+
+  def __post_init__(self):
+    if self.variant == "custom":
+      if self.size is None:
+        raise ValueError("DepthConfig(variant='custom') needs size=DepthSize(...)")
+      self.size.validate()
+    elif self.size is not None and self.size != DepthSize.of_variant(self.variant):
+      raise ValueError(f"DepthConfig: size {self.size} is not the size of variant {self.variant}")
+
+  @property
+  def sizes(self) -> DepthSize:
+    return self.size if self.variant == "custom" else DepthSize.of_variant(self.variant)
 
   def to_dict(self) -> dict:
-    return {"model": MODEL_NAME, **dataclasses.asdict(self)}
+    d = {"model": MODEL_NAME, "variant": self.variant, "pos_embed_mode": self.pos_embed_mode,
+         "input_size": self.input_size}
+    if self.variant == "custom":
+      d["size"] = self.size.to_dict()
+    return d
 
   @classmethod
   def from_dict(cls, d: dict) -> "DepthConfig":
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in fields})
+    fields = {f.name for f in dataclasses.fields(cls)} - {"size"}
+    size = DepthSize.from_dict(d["size"]) if d.get("size") is not None else None
+    return cls(**{k: v for k, v in d.items() if k in fields}, size=size)
 
 
 class DepthAnythingV2(nn.Module):
@@ -49,18 +132,24 @@ class DepthAnythingV2(nn.Module):
   pos_embed_mode: str = "original"
   dtype: jnp.dtype = jnp.float32
   attention: str = "auto"  # ViT self-attention implementation, see vit.self_attention
+  size: DepthSize | None = None  # the sizes when variant == "custom"
 
   @classmethod
   def from_config(cls, config: DepthConfig, **kwargs) -> "DepthAnythingV2":
-    return cls(config.variant, config.pos_embed_mode, **kwargs)
+    return cls(config.variant, config.pos_embed_mode, size=config.size, **kwargs)
+
+  @property
+  def sizes(self) -> DepthSize:
+    return DepthConfig(self.variant, size=self.size).sizes
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, return_features: bool = False):
     """images: (B, H, W, 3). Returns depth (B, H, W) float32 [, the 4 encoder features (B, h, w, D)]."""
-    features = DinoVisionTransformer.from_variant(
-        self.variant, pos_embed_mode=self.pos_embed_mode, dtype=self.dtype, attention=self.attention,
-        name="pretrained")(images)
-    depth = DPTHead.from_variant(self.variant, dtype=self.dtype, name="depth_head")(features)
+    s = self.sizes
+    features = DinoVisionTransformer(s.embed_dim, s.depth, s.num_heads, s.intermediate_layers,
+                                     pos_embed_mode=self.pos_embed_mode, dtype=self.dtype,
+                                     attention=self.attention, name="pretrained")(images)
+    depth = DPTHead(s.features, s.out_channels, dtype=self.dtype, name="depth_head")(features)
     depth = nn.relu(depth[..., 0]).astype(jnp.float32)  # DepthAnythingV2.forward's F.relu
     return (depth, features) if return_features else depth
 

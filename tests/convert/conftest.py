@@ -1,7 +1,8 @@
 """Independent PyTorch references for the converter tests (built offline, random weights).
 
 - `hf_reference(variant)`: transformers' DepthAnythingForDepthEstimation built from a config
-  (see ois_jax/convert/tables.py), with every weight re-drawn at unit-preserving scale so that no layer is inert.
+  (see ois_jax/convert/tables.py), with every weight re-drawn at unit-preserving scale so that no layer is inert
+  (`randomize`, also for models of other sizes).
 - `original_pos_embed`: DINOv2/DAv2's own position-embedding interpolation (F.interpolate with
   scale_factor=(grid + 0.1) / 37), patched into the HF model to turn it into the original DAv2
   forward at any input size.
@@ -34,7 +35,11 @@ def build_hf_model(variant: str, seed: int = 0):
           patch_size=14, out_indices=[3, 6, 9, 12], apply_layernorm=True, reshape_hidden_states=False),
       reassemble_hidden_size=hidden, neck_hidden_sizes=neck, fusion_hidden_size=fusion,
       depth_estimation_type="relative")
-  model = transformers.DepthAnythingForDepthEstimation(config).eval()
+  return randomize_weights(transformers.DepthAnythingForDepthEstimation(config).eval(), seed)
+
+
+def randomize_weights(model, seed: int = 0):
+  """Re-draws every weight of an HF model at unit-preserving scale (no inert layer)."""
   gen = torch.Generator().manual_seed(seed)
   with torch.no_grad():
     for name, p in model.named_parameters():
@@ -49,6 +54,11 @@ def build_hf_model(variant: str, seed: int = 0):
       else:  # cls / mask tokens, position table
         p.copy_(torch.randn(p.shape, generator=gen))
   return model
+
+
+@pytest.fixture(scope="session")
+def randomize():
+  return randomize_weights
 
 
 @functools.lru_cache(maxsize=None)

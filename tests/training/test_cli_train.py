@@ -55,16 +55,68 @@ def test_train_cli_data_dir_without_images(tmp_path, capsys):
   assert str(empty) in err and "image" in err and "Traceback" not in err
 
 
-@pytest.mark.slow  # compiles the real tiny model (~1-2 min on 2 shared cores)
-def test_quickstart_end_to_end_on_procedural(tmp_path, capsys):
+# The recipe shrunk to seconds per stage: a 16-d depth model at 56 px on 48 x 64 scenes.
+QUICKSTART_ARGS = ["--depth-steps=2", "--steps=2", "--eval-samples=2", "--clicks=3", "--quiet",
+                   "--depth-set=model.embed_dim=16", "--depth-set=model.num_heads=2",
+                   "--depth-set=model.features=8", "--depth-set=model.out_channels=(4,8,16,16)",
+                   "--depth-set=model.input_size=56", "--depth-set=data.procedural_size=(48,64)",
+                   "--depth-set=data.batch_size=2", "--set=data.procedural_size=(48,64)",
+                   "--set=data.batch_size=2", "--set=model.prompt_dim=16", "--set=model.mlp_dim=32",
+                   "--set=eval.batch_size=2"]
+
+
+@pytest.mark.slow  # stages 1-3 of the real recipe at tiny sizes (~2-3 min on 2 shared cores)
+def test_quickstart_runs_the_recipe_and_resumes(tmp_path, capsys):
+  # The evaluations of the initial and the trained model, and the second run's, compile the same
+  # programs: the persistent cache makes them cheap.
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax_cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   workdir = tmp_path / "qs"
-  code = cli.main(["quickstart", f"--workdir={workdir}", f"--data-dir={tmp_path / 'no_data'}",
-                   "--steps=3", "--minutes=5", "--eval-samples=2"])
-  assert code == 0
+  assert cli.main(["quickstart", f"--workdir={workdir}", *QUICKSTART_ARGS]) == 0
   out = capsys.readouterr().out
-  assert "procedural held-out: 2 samples" in out
-  assert "ois_tiny init" in out and "ois_tiny trained" in out and "NoC90" in out
+  for stage in ("Stage 1", "Stage 2", "Stage 3"):
+    assert f"== {stage}" in out
+  assert "2 held-out procedural scenes, 3 clicks" in out and "NoC90" in out
+  for label in ("init", "trained", "no order"):
+    assert f"\n{label} " in out
   assert (workdir / "miou_vs_clicks.png").stat().st_size > 0
-  saved = json.loads((workdir / "metrics.json").read_text())
-  assert set(saved) == {"ois_tiny init", "ois_tiny trained"}
-  assert saved["ois_tiny trained"]["num_samples"] == 2
+  assert (workdir / "table.txt").read_text().count("|") > 10
+  record = json.loads((workdir / "metrics.json").read_text())
+  assert set(record["metrics"]) == {"init", "trained", "no order"}
+  assert all(m["num_samples"] == 2 and m["max_clicks"] == 3 for m in record["metrics"].values())
+  # Stage 1 is a converted DAv2 checkpoint; stage 2 started from it (encoder frozen: unchanged).
+  from ois_jax import checkpoint
+  depth_params, depth_config = checkpoint.load_checkpoint(str(workdir / "depth" / "checkpoint"))
+  assert depth_config["model"] == "depth_anything_v2" and depth_config["variant"] == "custom"
+  init_record = json.loads((workdir / "ois" / "init_weights.json").read_text())
+  assert init_record["depth_checkpoint"] == str(workdir / "depth" / "checkpoint")
+  saved = json.loads((workdir / "ois" / "config.json").read_text())
+  assert saved["model"]["depth_source"] == "head" and saved["model"]["use_order"] is True
+  assert json.loads((workdir / "ois_no_order" / "config.json").read_text())["model"]["use_order"] is False
+
+  # The same command again: everything is reused and the figures are identical.
+  assert cli.main(["quickstart", f"--workdir={workdir}", *QUICKSTART_ARGS]) == 0
+  assert "continuing the run" in capsys.readouterr().out
+  again = json.loads((workdir / "metrics.json").read_text())
+  for label, m in record["metrics"].items():
+    assert {k: v for k, v in m.items() if k != "SPC"} == {k: v for k, v in again["metrics"][label].items()
+                                                          if k != "SPC"}
+
+  # Other settings on that workdir, or a folder that is not a quickstart: refused, one line.
+  assert cli.main(["quickstart", f"--workdir={workdir}", *QUICKSTART_ARGS, "--steps=3"]) == 1
+  assert "other settings (ois differ)" in capsys.readouterr().err
+  other = tmp_path / "mine"
+  other.mkdir()
+  (other / "notes.txt").write_text("keep me")
+  assert cli.main(["quickstart", f"--workdir={other}", *QUICKSTART_ARGS]) == 1
+  assert "not a quickstart run" in capsys.readouterr().err
+  assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_quickstart_bad_arguments(tmp_path, capsys):
+  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--steps=0"]) == 1
+  assert "--steps must be positive" in capsys.readouterr().err
+  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--set=model.input_size=56"]) == 1
+  assert "the encoder comes from stage 1" in capsys.readouterr().err
+  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--set=model.no_such_key=1"]) == 1
+  assert "no such config key" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""Stage 2 of the quickstart: OIS on top of the stage-1 depth model, as the paper trains it.
+
+The encoder and the depth head are the stage-1 DepthAnythingV2 (configs/depth_tiny_procedural.py,
+loaded through `model.depth_checkpoint`, which the quickstart sets), frozen; the segmentation head
+starts from the depth head; the order maps come from the model's own predicted depth
+(`depth_source='head'`). Trained on the procedural scenes.
+"""
+
+from ois_jax.configs import common, depth_tiny_procedural
+
+
+# OIS `model` key <- stage-1 depth `model` key: the encoder and the heads are the depth model's.
+LINKED_KEYS = {"encoder_embed_dim": "embed_dim", "encoder_depth": "depth",
+               "encoder_num_heads": "num_heads", "encoder_layers": "intermediate_layers",
+               "head_features": "features", "head_out_channels": "out_channels",
+               "input_size": "input_size"}
+
+
+def link_encoder(c, depth):
+  """Copies the stage-1 depth model's sizes and input size into the OIS `model` section."""
+  c.model.encoder = "custom"
+  for key, depth_key in LINKED_KEYS.items():
+    value = depth.model[depth_key]
+    c.model[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+  return c
+
+
+def get_config():
+  c = common.base_config()
+  c.name = "ois_tiny_procedural"
+  link_encoder(c, depth_tiny_procedural.get_config())
+  m = c.model
+  m.depth_source = "head"
+  m.prompt_dim = 64
+  m.num_heads = 4
+  m.mlp_dim = 128
+  m.num_blocks = 2
+  c.total_steps = 400
+  c.checkpoint_every = 400
+  d = c.data
+  d.dataset = "procedural"
+  d.augment = False       # as in stage 1: the scenes vary enough, evaluation sees them unaugmented
+  d.batch_size = 8
+  d.num_threads = 2
+  d.procedural_num_train = 2000
+  d.procedural_num_val = 100
+  t = c.train
+  t.learning_rate = 1e-3
+  t.lr_decay_steps = (0.8,)
+  t.log_every = 25
+  e = c.eval
+  e.batch_size = 10
+  e.num_samples = 0   # the quickstart evaluates after training (stage 3)
+  return c

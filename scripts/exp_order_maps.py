@@ -1,0 +1,82 @@
+"""How much do the order maps tell about the clicked object? The positive order map of the first
+click, |R - R(click)| (R min-max normalised as in ois_jax.models.order), used alone as a
+segmenter: the connected region around the click where the map is below a threshold, with the
+best threshold for each scene (an oracle: an upper bound on what the map alone says). Reported:
+its IoU with the target at the model input (112 px), over the quickstart's 100 held-out scenes.
+R is the scenes' true depth (`--depth true`) or a depth model's prediction (a converted DAv2
+checkpoint folder); `--depth distance` uses the distance to the click instead (the best disk
+around the click: the floor a depth map must beat to carry information about the object).
+
+  python scripts/exp_order_maps.py --depth true
+  python scripts/exp_order_maps.py --depth distance
+  python scripts/exp_order_maps.py --depth quickstart_run/depth/checkpoint
+
+Prints JSON: mean and median best IoU, and the share of scenes with best IoU >= 0.9.
+"""
+
+import argparse
+import json
+
+import jax.numpy as jnp
+import numpy as np
+
+from ois_jax import transforms
+from ois_jax.cli import quickstart
+from ois_jax.evaluation import clicker
+from ois_jax.models import order
+
+
+def best_region_iou(scores: np.ndarray, target: np.ndarray, click: tuple[int, int],
+                    levels: int = 48) -> float:
+  """Max over thresholds of the IoU of {scores <= t} (the component holding the click) with target."""
+  from scipy import ndimage
+  best = 0.0
+  for t in np.quantile(scores, np.linspace(0.0, 1.0, levels)):
+    labels, _ = ndimage.label(scores <= t)
+    region = labels == labels[click]
+    inter, union = np.sum(region & target), np.sum(region | target)
+    best = max(best, float(inter / max(union, 1)))
+  return best
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--depth", required=True,
+                 help="'true', 'distance' or a converted DAv2 checkpoint folder")
+  p.add_argument("--samples", type=int, default=100)
+  args = p.parse_args()
+  _, config = quickstart.build_configs()
+  size = int(config.model.input_size)
+  model = params = None
+  if args.depth not in ("true", "distance"):
+    from ois_jax.models.depth import load_depth_model
+    model, _, params = load_depth_model(args.depth)
+  source = quickstart.heldout_scenes(config, args.samples)
+  ious = []
+  for i in range(len(source)):
+    s = source[i]
+    x, tf = transforms.preprocess(s["image"], size)
+    h, w = tf.resized_hw
+    gt = s["gt"].astype(np.int32)
+    y, x0, _ = clicker.next_click(gt, np.zeros(gt.shape, bool), np.zeros(gt.shape, bool))
+    my, mx = np.round(tf.to_model_coords([y, x0])).astype(int)
+    target = transforms.map_to_model(gt == 1, tf)[:h, :w] > 0.5
+    if args.depth == "distance":
+      yy, xx = np.mgrid[0:h, 0:w]
+      scores = np.hypot(yy - my, xx - mx)
+    else:
+      if model is None:
+        depth = transforms.map_to_model(s["depth"], tf)
+      else:
+        depth = np.asarray(model.forward(params, jnp.asarray(x)[None]))[0]
+      r = np.asarray(order.normalize_depth(jnp.asarray(depth)[None]))[0]
+      scores = np.abs(r[:h, :w] - r[my, mx])
+    ious.append(best_region_iou(scores, target, (my, mx)))
+  ious = np.asarray(ious)
+  print(json.dumps({"depth": args.depth, "samples": len(ious), "best_iou_mean": round(float(ious.mean()), 4),
+                    "best_iou_median": round(float(np.median(ious)), 4),
+                    "share_ge_0.9": round(float((ious >= 0.9).mean()), 3)}))
+
+
+if __name__ == "__main__":
+  main()

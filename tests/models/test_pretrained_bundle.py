@@ -1,0 +1,44 @@
+"""The bundled model `ois-tiny-procedural` (made by scripts/make_bundled_model.py): small, loads as
+an OIS checkpoint, and reaches the held-out metrics its model card documents."""
+
+import json
+import pathlib
+
+import ml_collections
+import pytest
+
+from ois_jax import checkpoint
+
+BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "ois_jax" / "pretrained" / "ois-tiny-procedural"
+CARD = BUNDLE / "model_card.json"
+# Another CPU (other SIMD width) or backend rounds differently, which can move a few samples
+# across an IoU threshold: each such sample moves NoC90 by up to 19 / 100 clicks.
+NOC_TOLERANCE = 0.5
+MIOU_TOLERANCE = 0.02
+
+
+def test_bundle_is_small_and_describes_itself():
+  size = sum(f.stat().st_size for f in BUNDLE.rglob("*") if f.is_file())
+  assert 0 < size <= 5 * 2**20
+  card = json.loads(CARD.read_text())
+  assert card["name"] == "ois-tiny-procedural" and "not of photographs" in card["what"]
+  assert card["heldout"]["samples"] == 100 and card["heldout"]["max_clicks"] == 20
+  config = checkpoint.stored_config(str(BUNDLE))
+  assert isinstance(config["model"], dict) and config["model"]["depth_source"] == "head"
+  assert config["model"]["depth_checkpoint"] == ""          # no local paths shipped
+
+
+@pytest.mark.slow  # 100 scenes x 20 clicks with the tiny model (~1 min on 2 cores)
+def test_bundle_reaches_its_documented_heldout_metrics():
+  from ois_jax.cli import quickstart
+  from ois_jax.evaluation import evaluate
+  from ois_jax.models import ois
+  params, config_dict = checkpoint.load_checkpoint(str(BUNDLE))
+  config = ml_collections.ConfigDict(config_dict)
+  card = json.loads(CARD.read_text())["heldout"]
+  samples = quickstart.heldout_scenes(config, card["samples"])
+  m = evaluate(ois.build_model(config.model), params, config, samples, max_clicks=card["max_clicks"],
+               progress=False).metrics
+  assert abs(m["NoC90"] - card["NoC90"]) <= NOC_TOLERANCE, (m["NoC90"], card["NoC90"])
+  assert abs(m["NoC85"] - card["NoC85"]) <= NOC_TOLERANCE, (m["NoC85"], card["NoC85"])
+  assert abs(m["mIoU@5"] - card["mIoU@5"]) <= MIOU_TOLERANCE, (m["mIoU@5"], card["mIoU@5"])

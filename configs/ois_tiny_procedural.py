@@ -35,8 +35,8 @@ def get_config():
   m.num_heads = 4
   m.mlp_dim = 128
   m.num_blocks = 2
-  c.total_steps = 400
-  c.checkpoint_every = 400
+  c.total_steps = 600
+  c.checkpoint_every = 600
   d = c.data
   d.dataset = "procedural"
   d.augment = False       # as in stage 1: the scenes vary enough, evaluation sees them unaugmented

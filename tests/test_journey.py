@@ -14,6 +14,8 @@ from PIL import Image
 from ois_jax import Predictor, cli
 from ois_jax.checkpoint import load_weights, save_checkpoint
 from ois_jax.configs import ois_tiny
+from ois_jax.convert import export_weights
+from ois_jax.models.depth import DepthConfig, DepthSize
 from ois_jax.models import ois
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -40,6 +42,13 @@ def random_dav2(config, seed=0):
           "depth_head": jax.tree.map(draw, shapes["depth_head"])}
 
 
+def depth_size_of(config) -> DepthSize:
+  """The DepthAnythingV2 sizes of an OIS config with a custom encoder."""
+  m = config.model
+  return DepthSize(m.encoder_embed_dim, m.encoder_depth, m.encoder_num_heads, tuple(m.encoder_layers),
+                   m.head_features, tuple(m.head_out_channels))
+
+
 def leaves_equal(a, b):
   return all(np.array_equal(np.asarray(x), np.asarray(y))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
@@ -49,13 +58,19 @@ def leaves_equal(a, b):
 def trained(tmp_path_factory):
   """A tiny model trained 3 steps through `ois-jax train`, started from random DAv2 weights."""
   root = tmp_path_factory.mktemp("journey")
-  dav2 = random_dav2(small_config())
+  config = small_config()
+  dav2 = random_dav2(config)
   dav2_dir = save_checkpoint(str(root / "dav2"), dav2, {"model": "depth_anything_v2", "variant": "custom"})
+  # The user's path: a DAv2 .pth (the original layout, this model's sizes in the JSON beside it),
+  # converted on the fly by `ois-jax train`.
+  pth = str(root / "dav2_tiny.pth")
+  export_weights(dav2, pth, config=DepthConfig("custom", input_size=config.model.input_size,
+                                                size=depth_size_of(config)))
   workdir = root / "run"
   code = cli.main(["train", "--config", str(REPO / "configs" / "ois_tiny.py"), f"--workdir={workdir}",
-                   "--config.total_steps=3", f"--config.model.depth_checkpoint={dav2_dir}", *SMALL])
+                   "--config.total_steps=3", f"--config.model.depth_checkpoint={pth}", *SMALL])
   assert code == 0
-  return {"workdir": workdir, "dav2": dav2, "dav2_dir": dav2_dir, "root": root}
+  return {"workdir": workdir, "dav2": dav2, "dav2_dir": dav2_dir, "pth": pth, "root": root}
 
 
 def test_training_starts_from_the_depth_checkpoint(trained):
@@ -74,8 +89,8 @@ def test_training_starts_from_the_depth_checkpoint(trained):
             zip(jax.tree.leaves(random_init), jax.tree.leaves(dav2["depth_head"])))
   assert 0 < drift < 0.1 * gap
   recorded = json.loads((workdir / "init_weights.json").read_text())
-  assert recorded["depth_checkpoint"] == trained["dav2_dir"]
-  assert json.loads((workdir / "config.json").read_text())["model"]["depth_checkpoint"] == trained["dav2_dir"]
+  assert recorded["depth_checkpoint"] == trained["pth"]
+  assert json.loads((workdir / "config.json").read_text())["model"]["depth_checkpoint"] == trained["pth"]
 
 
 def test_resume_says_the_weights_come_from_the_checkpoint(trained, capsys):

@@ -7,7 +7,7 @@ import pathlib
 import ml_collections
 import pytest
 
-from ois_jax import checkpoint
+from ois_jax import checkpoint, pretrained
 
 BUNDLE = pathlib.Path(__file__).resolve().parents[2] / "ois_jax" / "pretrained" / "ois-tiny-procedural"
 CARD = BUNDLE / "model_card.json"
@@ -33,8 +33,8 @@ def test_bundle_reaches_its_documented_heldout_metrics():
   from ois_jax.cli import quickstart
   from ois_jax.evaluation import evaluate
   from ois_jax.models import ois
-  params, config_dict = checkpoint.load_checkpoint(str(BUNDLE))
-  config = ml_collections.ConfigDict(config_dict)
+  weights = pretrained.load("ois-tiny-procedural")
+  params, config = weights.params, ml_collections.ConfigDict(weights.config)
   card = json.loads(CARD.read_text())["heldout"]
   samples = quickstart.heldout_scenes(config, card["samples"])
   m = evaluate(ois.build_model(config.model), params, config, samples, max_clicks=card["max_clicks"],

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ois_jax import records
 from ois_jax.errors import CheckpointError
 
 METADATA_FILE = "ois_checkpoint.json"
@@ -93,14 +94,7 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
       metadata["info"] = info
     with open(os.path.join(staging, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
-    # Swap into place: the old checkpoint is only removed once the new one is complete.
-    if os.path.exists(directory):
-      old = staging + ".old"
-      os.rename(directory, old)
-      os.rename(staging, directory)
-      shutil.rmtree(old)
-    else:
-      os.rename(staging, directory)
+    records.publish_folder(staging, directory)
   finally:
     if os.path.exists(staging):
       shutil.rmtree(staging, ignore_errors=True)
@@ -119,21 +113,9 @@ def stored_info(directory: str) -> dict:
 
 
 def _metadata(directory: str) -> dict:
+  metadata = records.read_record(directory, METADATA_FILE, FORMAT_NAME, FORMAT_VERSION,
+                                 CheckpointError, "checkpoint")
   path = os.path.join(directory, METADATA_FILE)
-  if not os.path.isdir(directory):
-    raise CheckpointError(f"{directory}: no such checkpoint directory")
-  if not os.path.exists(path):
-    raise CheckpointError(f"{directory}: not an ois-jax checkpoint (no {METADATA_FILE})")
-  try:
-    with open(path) as f:
-      metadata = json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise CheckpointError(f"{path}: unreadable checkpoint metadata ({e})") from None
-  if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-    raise CheckpointError(f"{path}: not an ois-jax checkpoint metadata file")
-  if metadata.get("version", 0) > FORMAT_VERSION:
-    raise CheckpointError(f"{path}: checkpoint format version {metadata['version']} is newer than "
-                          f"this ois-jax reads ({FORMAT_VERSION})")
   if not isinstance(metadata.get("config"), dict):
     raise CheckpointError(f"{path}: checkpoint metadata has no config")
   return metadata

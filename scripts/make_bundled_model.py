@@ -24,7 +24,7 @@ import shutil
 import jax
 import numpy as np
 
-from ois_jax import checkpoint, pretrained
+from ois_jax import checkpoint, pretrained, records
 from ois_jax.cli import quickstart
 from ois_jax.evaluation import evaluate
 
@@ -96,9 +96,7 @@ def main():
   if size > MAX_BYTES:
     shutil.rmtree(staging)
     raise SystemExit(f"the bundled model would take {size / 2**20:.2f} MB, over the 5 MB limit")
-  if os.path.exists(out):
-    shutil.rmtree(out)
-  os.rename(staging, out)
+  records.publish_folder(staging, out)
   print(json.dumps({"out": out, "bytes": size, "heldout": card["heldout"]}, indent=1))
 
 

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 import ois_jax
-from ois_jax import compilation_cache, transforms
+from ois_jax import compilation_cache, records, transforms
 from ois_jax.errors import CheckpointError, ExportError
 from ois_jax.export import graphs as G
 from ois_jax.export import manifest as mf
@@ -193,7 +193,7 @@ def export(source: Source, fmt: str, out_dir: str, overwrite: bool = False, veri
     if verify:
       manifest["verification"] = verify_export(staging, source)
       mf.write(staging, manifest)
-    _publish(staging, out_dir)
+    records.publish_folder(staging, out_dir)
   finally:
     if os.path.exists(staging):
       shutil.rmtree(staging, ignore_errors=True)
@@ -221,17 +221,6 @@ def _check_target(out_dir: str, overwrite: bool) -> None:
       raise ExportError(f"{out_dir}: already holds an export; pass --overwrite to replace it")
   elif os.listdir(out_dir):
     raise ExportError(f"{out_dir}: folder is not empty and holds no export; refusing to write into it")
-
-
-def _publish(staging: str, out_dir: str) -> None:
-  """Swap the finished folder into place; an old export is removed only after that."""
-  if os.path.exists(out_dir):
-    old = staging + ".old"
-    os.rename(out_dir, old)
-    os.rename(staging, out_dir)
-    shutil.rmtree(old)
-  else:
-    os.rename(staging, out_dir)
 
 
 # --- verification ---------------------------------------------------------------------------------

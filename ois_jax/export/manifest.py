@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 
+from ois_jax import records
 from ois_jax.errors import ExportError
 
 FORMAT_NAME = "ois-jax-export"
@@ -52,21 +53,9 @@ def write(directory: str, manifest: dict) -> str:
 
 def read(directory: str, backend: str | None = None) -> dict:
   """The manifest of an export folder, checked for its format (and backend when given)."""
+  manifest = records.read_record(directory, MANIFEST_FILE, FORMAT_NAME, FORMAT_VERSION, ExportError,
+                                 "export")
   path = os.path.join(directory, MANIFEST_FILE)
-  if not os.path.isdir(directory):
-    raise ExportError(f"{directory}: no such export folder")
-  if not os.path.isfile(path):
-    raise ExportError(f"{directory}: not an ois-jax export (no {MANIFEST_FILE})")
-  try:
-    with open(path) as f:
-      manifest = json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ExportError(f"{path}: unreadable manifest ({e})") from None
-  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-    raise ExportError(f"{path}: not an ois-jax export manifest")
-  if manifest.get("version", 0) > FORMAT_VERSION:
-    raise ExportError(f"{path}: export format version {manifest['version']} is newer than this "
-                      f"ois-jax reads ({FORMAT_VERSION})")
   if backend is not None and manifest.get("backend") != backend:
     raise ExportError(f"{directory}: holds a {manifest.get('backend')!r} export, not {backend!r}")
   if not isinstance(manifest.get("artifacts"), dict) or not manifest["artifacts"]:

@@ -104,7 +104,7 @@ def run_recipe(use_order: bool, seed: int, workdir: str) -> dict:
                                        log=lambda *a: None)
   config = base.copy_and_resolve_references()
   config.seed = seed
-  depth_ckpt = quickstart.stage1(workdir, depth, quiet=True)
+  depth_ckpt = quickstart.stage1(workdir, depth, quiet=True, log=lambda *a: None)  # stdout is the JSON
   model, c, params = quickstart.stage2(workdir, config, depth_ckpt, use_order, quiet=True,
                                        log=lambda *a: None)
   source = quickstart.heldout_scenes(config, 100)

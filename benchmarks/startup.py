@@ -53,7 +53,7 @@ def make_checkpoint(name: str, folder: str) -> str:
 def run_segment(checkpoint: str, image: str, folder: str, cache_args: list[str]) -> tuple[float, str]:
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "OIS_JAX_COMPILATION_CACHE"}
   cmd = [sys.executable, "-c", CLI, *cache_args, "segment", image, "--checkpoint", checkpoint,
-         "--click", "160,240,+", "--out", os.path.join(folder, "mask.png")]
+         "--click", "160,240,+", "--out", os.path.join(folder, "mask.png"), "--overwrite"]
   start = time.perf_counter()
   result = subprocess.run(cmd, capture_output=True, text=True, env=env)
   elapsed = time.perf_counter() - start

@@ -15,7 +15,6 @@ its wall time and, where the backend reports it, the device's peak memory.
 
 import argparse
 import json
-import os
 import time
 
 import jax
@@ -24,6 +23,7 @@ import numpy as np
 
 from ois_jax.models import ois, vit
 from ois_jax.config import load_config
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 
 def resolved_kind(hlo_text: str) -> str:
@@ -118,12 +118,7 @@ def main(argv=None):
   plain = [r for r in result["results"] if r["part"] == "encoder" and r["resolved"] == "plain"]
   if bounded and plain:
     result["encoder_temp_plain_over_bounded"] = plain[0]["temp_bytes"] / bounded[0]["temp_bytes"]
-  text = json.dumps(result, indent=2)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
+  emit(result, args.out)
   return 0
 
 

@@ -13,7 +13,6 @@ With several dtypes, each config is measured once per dtype (one result each).
 
 import argparse
 import json
-import os
 import platform
 import time
 
@@ -24,6 +23,7 @@ import numpy as np
 from ois_jax.configs import ois_tiny, ois_vitb_1024, ois_vits_518
 from ois_jax.models import ois, vit
 from ois_jax.models.prompts import Clicks
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 CONFIGS = {"tiny": ois_tiny, "vits_518": ois_vits_518, "vitb_1024": ois_vitb_1024}
 
@@ -90,12 +90,7 @@ def main(argv=None):
     for dtype in args.dtype:
       results["results"].append(bench(name, dtype, args.clicks, args.repeats, attention=args.attention))
       print(json.dumps(results["results"][-1]), flush=True)
-  text = json.dumps(results, indent=2)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text)
+  emit(results, args.out)
   return 0
 
 

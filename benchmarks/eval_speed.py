@@ -16,13 +16,13 @@ and (with --sat) the SAT latency (16x16 grid of single positive clicks on one im
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import jax
 import numpy as np
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 
 def main(argv=None):
@@ -139,12 +139,7 @@ def main(argv=None):
     result.update({k: v for k, v in sat.items()}, SAT_image_hw=list(image.shape[:2]),
                   SAT_paper_s=9.2)
 
-  text = json.dumps(result, indent=2)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
+  emit(result, args.out)
   return 0
 
 

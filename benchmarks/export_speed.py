@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from ois_jax.export import exporter, onnx_backend
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 
 def _median_time(fn, repeats):
@@ -91,11 +92,7 @@ def main(argv=None):
     for name in args.configs.split(","):
       results["results"].append(bench(name, batches, args.repeats, args.threads, folder))
   results["load_avg_1min_end"] = os.getloadavg()[0]
-  text = json.dumps(results, indent=2)
-  print(text)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write(text)
+  emit(results, args.out)
   return 0
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 CONFIGS = {"tiny": "ois_tiny", "vits_518": "ois_vits_518"}
 CLI = "import sys; from ois_jax.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -159,11 +160,7 @@ def main(argv=None):
         results["resize"].append({"config": name, **resize_strategies(name, args.bucket)})
         print(json.dumps(results["resize"][-1]), flush=True)
   results["load_avg_1min_end"] = os.getloadavg()[0]
-  text = json.dumps(results, indent=2)
-  print(text)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write(text)
+  emit(results, args.out)
   return 0
 
 

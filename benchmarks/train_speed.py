@@ -10,8 +10,6 @@ from PEAK_BF16_TFLOPS, for bfloat16 runs). Peak memory where the backend reports
 """
 
 import argparse
-import json
-import os
 import time
 
 import jax
@@ -19,6 +17,7 @@ import numpy as np
 
 from ois_jax.training import sharding, train_step as ts
 from ois_jax.config import load_config
+from _output import emit  # benchmarks/_output.py (scripts run from this folder)
 
 
 # Dense bfloat16 peak TFLOP/s by device kind (vendor data sheets, no sparsity), for --peak-tflops auto.
@@ -119,13 +118,8 @@ def main():
   parser.add_argument("--out", default=None, help="also write the JSON here")
   args = parser.parse_args()
   peak = args.peak_tflops if args.peak_tflops in (None, "auto") else float(args.peak_tflops)
-  text = json.dumps([measure(n, args.steps, args.batch_size, args.dtype, peak, args.attention,
-                             args.input_size) for n in args.configs], indent=1)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
+  emit([measure(n, args.steps, args.batch_size, args.dtype, peak, args.attention, args.input_size)
+        for n in args.configs], args.out)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 
 import ois_jax
 from ois_jax import compilation_cache, records, transforms
+from ois_jax.configs import common
 from ois_jax.errors import CheckpointError, ExportError
 from ois_jax.export import graphs as G
 from ois_jax.export import manifest as mf
@@ -39,7 +40,6 @@ FORMATS = ("onnx", "jax")
 # ONNX vs JAX in float32: max |diff| <= RTOL * max |JAX output|, per output.
 RTOL = 1e-4
 VERIFY_BATCHES = (1, 2)
-DEFAULT_THRESHOLD = 0.49
 
 log = logging.getLogger("ois_jax.export")
 
@@ -66,7 +66,8 @@ class Source:
 
 def ois_source(model, params, config: dict, described: dict) -> Source:
   c = model.config
-  threshold = float((config.get("eval") or {}).get("threshold", DEFAULT_THRESHOLD))
+  # A checkpoint without an eval section (an older one) gets the schema's default threshold.
+  threshold = float((config.get("eval") or {}).get("threshold", common.base_config().eval.threshold))
   sections = {
       "preprocessing": {
           "input_size": c.input_size, "layout": "NHWC", "channels": "RGB",

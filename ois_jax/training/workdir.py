@@ -17,6 +17,7 @@ import errno
 import fnmatch
 import json
 import os
+import socket
 
 import jax
 
@@ -47,7 +48,8 @@ def check_workdir(path: str) -> str:
     raise OISError(f"--workdir {path}: is a file, not a folder")
   try:
     os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, ".write_test")
+    # One probe per process: the processes of a multi-host run check the same folder at once.
+    probe = os.path.join(path, f".write_test.{socket.gethostname()}.{os.getpid()}")
     with open(probe, "w") as f:
       f.write("ok")
     os.remove(probe)

@@ -1,5 +1,5 @@
-"""The before/after table of the reliability cases (issue 14): every hostile-input and fault case
-of the issue, reproduced against the real `ois-jax` CLI (one subprocess per command) and the
+"""The before/after table of the reliability cases: every hostile-input and fault case found in
+a review of the tiny config (171 cases tried; these are the ones that failed), reproduced against the real `ois-jax` CLI (one subprocess per command) and the
 Python API (the Predictor cases), on the tiny config at 56 px with procedural or generated data.
 
   python scripts/reliability_cases.py                 # markdown table
@@ -10,11 +10,11 @@ Python API (the Predictor cases), on the tiny config at 56 px with procedural or
 
 Everything runs in a fresh temporary folder with its own XLA compilation and dataset caches, so the
 seconds include the first compile of each program (later commands hit the cache, as a user's
-would). About 5-6 minutes on 2 CPU cores. The "before" column is the issue's description (the
+would). About 5-6 minutes on 2 CPU cores. The "before" column is what the review reported (the
 report, not a result); the "after" columns are measured: the exit code, what the user reads (the
 first stderr line that is not a "[command] ..." progress line; for a command that succeeds, the
 stdout line that answers the case) and what the script checked afterwards. `ok` says whether the
-case behaves as the issue asks. A case that cannot be set up here (a tmpfs needs root) says so.
+case behaves as intended (one clear line, nothing lost or overwritten). A case that cannot be set up here (a tmpfs needs root) says so.
 """
 
 import argparse
@@ -245,7 +245,7 @@ class Context:
 
 # --- training faults ------------------------------------------------------------------------------
 @group("disk",
-       ("train: disk full (3 MB tmpfs workdir, as the issue)",
+       ("train: disk full (3 MB tmpfs workdir, as reported)",
         "train hangs forever (TensorBoard thread dies with ENOSPC)"),
        ("train: disk full (8 MB tmpfs workdir, room for 2 checkpoints)",
         "train hangs forever (TensorBoard thread dies with ENOSPC)"))
@@ -388,8 +388,8 @@ def resume_with_another_config(ctx: Context):
 
 
 @group("workdir",
-       ("train: read-only workdir", "no check up front (the issue groups it with batch_size=0)"),
-       ("train: workdir that is a file", "no check up front (the issue groups it with batch_size=0)"),
+       ("train: read-only workdir", "no check up front"),
+       ("train: workdir that is a file", "no check up front"),
        ("train: --config.data.batch_size=0", "fails after 24 s deep inside JAX"),
        ("train: --config.nosuchkey=1", "traceback"))
 def bad_workdirs_and_values(ctx: Context):
@@ -760,7 +760,7 @@ def markdown(rows: list[dict], seconds: float) -> str:
       sees += " **NOT AS ASKED**"
     lines.append(f"| {cell(r['case'])} | {cell(r['before'])} | {r['exit_code']} | {sees} | {r['seconds']} |")
   lines.append("")
-  lines.append(f"{sum(r['ok'] for r in rows)} of {len(rows)} cases behave as the issue asks; "
+  lines.append(f"{sum(r['ok'] for r in rows)} of {len(rows)} cases behave as intended; "
                f"{seconds:.0f} s in all.")
   return "\n".join(lines)
 

@@ -26,8 +26,10 @@ dict (JSON: tuples come back as lists). Training checkpoints (optimizer state, s
 use orbax's CheckpointManager instead; this format is for weights one hands to `from_checkpoint`.
 """
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -211,6 +213,19 @@ def _read_run_config(workdir: str) -> dict:
   return config
 
 
+@contextlib.contextmanager
+def absl_warnings_off():
+  """Orbax warns through absl when it reads a step's metadata piecemeal ("Metadata file does not
+  exist", "could not be restored") although the step is healthy: silence it for that read."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def _load_step(step_dir: str, workdir: str) -> Weights:
   """The params of one resumable training step, with the run's config."""
   import jax
@@ -218,7 +233,7 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
   config = _read_run_config(workdir)
   state_path = os.path.join(step_dir, TRAIN_STATE_ITEM)
   try:
-    with ocp.StandardCheckpointer() as ckptr:
+    with absl_warnings_off(), ocp.StandardCheckpointer() as ckptr:
       tree = ckptr.metadata(state_path).item_metadata.tree
       target = {"params": jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree["params"])}
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)

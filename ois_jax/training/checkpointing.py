@@ -20,6 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
+from ois_jax import checkpoint
 from ois_jax.errors import CheckpointError
 
 
@@ -128,19 +129,14 @@ class Checkpointer:
 
   def _check_shapes(self, abstract_state, step: int) -> None:
     """CheckpointError when step `step` holds another model (its stored shapes differ)."""
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
     try:
-      # Reading metadata without handlers makes orbax warn once per item ("could not be restored"):
-      # only the stored shapes are wanted here.
-      absl_logger.setLevel(logging.ERROR)
-      stored = self.manager.item_metadata(step)["state"]
+      # Reading metadata without handlers makes orbax warn once per item: only the shapes are wanted.
+      with checkpoint.absl_warnings_off():
+        stored = self.manager.item_metadata(step)["state"]
       stored = getattr(stored, "tree", stored)
       stored_params = stored["params"]
     except Exception:  # noqa: BLE001 - unreadable metadata: a damaged step, handled by restore
       return
-    finally:
-      absl_logger.setLevel(level)
     expected = jax.tree_util.tree_flatten_with_path(abstract_state["params"])[0]
     stored_flat = {jax.tree_util.keystr(p): getattr(v, "shape", None)
                    for p, v in jax.tree_util.tree_flatten_with_path(stored_params)[0]}

@@ -26,10 +26,8 @@ dict (JSON: tuples come back as lists). Training checkpoints (optimizer state, s
 use orbax's CheckpointManager instead; this format is for weights one hands to `from_checkpoint`.
 """
 
-import contextlib
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -37,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ois_jax import records
+from ois_jax import _logging, records
 from ois_jax.errors import CheckpointError
 
 METADATA_FILE = "ois_checkpoint.json"
@@ -213,17 +211,10 @@ def _read_run_config(workdir: str) -> dict:
   return config
 
 
-@contextlib.contextmanager
 def absl_warnings_off():
   """Orbax warns through absl when it reads a step's metadata piecemeal ("Metadata file does not
   exist", "could not be restored") although the step is healthy: silence it for that read."""
-  logger = logging.getLogger("absl")
-  level = logger.level
-  logger.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
+  return _logging.quieted("absl")
 
 
 def _load_step(step_dir: str, workdir: str) -> Weights:

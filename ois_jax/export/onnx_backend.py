@@ -6,13 +6,12 @@ lax.map, which ONNX cannot express with a dynamic batch. A file over protobuf's 
 a `.data` file beside it (ONNX's external data), which the manifest lists too.
 """
 
-import contextlib
 import functools
-import logging
 import os
 
 import numpy as np
 
+from ois_jax import _logging
 from ois_jax.errors import ExportError
 from ois_jax.export import manifest as mf
 from ois_jax.export.graphs import Graph
@@ -50,16 +49,9 @@ def require() -> None:
     raise ExportError(f"the ONNX export needs {', '.join(missing)}: pip install 'ois-jax[export]'")
 
 
-@contextlib.contextmanager
 def _quiet_converter():
   """jax2onnx's IR library warns once per untyped shape constant; those are harmless."""
-  logger = logging.getLogger("onnx_ir")
-  level = logger.level
-  logger.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
+  return _logging.quieted("onnx_ir")
 
 
 def export(graph: Graph, params: dict, directory: str) -> dict:

@@ -246,6 +246,15 @@ def _check_ois(path: str, config: dict) -> None:
                              if kind == "depth_anything_v2" else ""))
 
 
+def as_float32(params: Any) -> Any:
+  """Nested dicts of arrays with every floating-point leaf as float32. A checkpoint may store
+  float16 to stay small (the bundled model does); the model computes with float32 params."""
+  if hasattr(params, "items"):
+    return {k: as_float32(v) for k, v in params.items()}
+  x = np.asarray(params)
+  return x.astype(np.float32) if np.issubdtype(x.dtype, np.floating) else x
+
+
 def load_weights(path: str, log=None) -> Weights:
   """OIS weights from an export (W/best, W/final or any save_checkpoint folder), a training
   workdir (its best export when there is one, else its newest step) or one training step
@@ -256,7 +265,7 @@ def load_weights(path: str, log=None) -> Weights:
   if os.path.exists(os.path.join(path, METADATA_FILE)):
     params, config = load_checkpoint(path)
     _check_ois(path, config)
-    return Weights(params, config, _describe(path, stored_info(path)))
+    return Weights(as_float32(params), config, _describe(path, stored_info(path)))
   parent = os.path.dirname(path)
   if os.path.isdir(os.path.join(path, TRAIN_STATE_ITEM)) and os.path.basename(parent) == TRAIN_CHECKPOINTS:
     return _load_step(path, os.path.dirname(parent))

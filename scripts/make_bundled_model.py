@@ -24,7 +24,7 @@ import shutil
 import jax
 import numpy as np
 
-from ois_jax import checkpoint, pretrained, records
+from ois_jax import checkpoint, records
 from ois_jax.cli import quickstart
 from ois_jax.evaluation import evaluate
 
@@ -56,9 +56,9 @@ def main():
   model, trained_config, params = quickstart.stage2(workdir, config, depth_ckpt, use_order=True)
   samples = quickstart.heldout_scenes(config, eval_samples)
   # Stored as float16 (half the size; the fp32 weights are over the 5 MB budget) and loaded back
-  # as float32 by `pretrained.load`: the card's metrics are those of the rounded weights.
+  # as float32 by `checkpoint.load_weights`: the card's metrics are those of the rounded weights.
   stored = jax.tree.map(lambda x: np.asarray(x, np.float16), params)
-  m = evaluate(model, pretrained.as_float32(stored), trained_config, samples, max_clicks=max_clicks).metrics
+  m = evaluate(model, checkpoint.as_float32(stored), trained_config, samples, max_clicks=max_clicks).metrics
   m32 = evaluate(model, params, trained_config, samples, max_clicks=max_clicks).metrics
 
   shipped = copy.deepcopy(trained_config)

@@ -10,8 +10,6 @@ ois-tiny-procedural: the quickstart's tiny OIS model (fixed seed), trained on th
 import json
 import os
 
-import numpy as np
-
 from ois_jax.errors import CheckpointError, ConfigError
 
 MODELS = {
@@ -38,16 +36,8 @@ def model_card(name: str) -> dict:
     return json.load(f)
 
 
-def as_float32(params):
-  """Floating-point leaves as float32 (the bundle stores float16 to stay small; the model computes
-  with float32 params)."""
-  import jax
-  return jax.tree.map(lambda x: np.asarray(x, np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating)
-                      else x, params)
-
-
 def load(name: str):
-  """`ois_jax.checkpoint.Weights` of bundled model `name`, float32."""
+  """`ois_jax.checkpoint.Weights` of bundled model `name` (float32, as `load_weights` gives)."""
   from ois_jax import checkpoint
   weights = checkpoint.load_weights(folder(name))
-  return checkpoint.Weights(as_float32(weights.params), weights.config, f"bundled model {name}")
+  return checkpoint.Weights(weights.params, weights.config, f"bundled model {name}")

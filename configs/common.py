@@ -45,6 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
   m.attention = "auto"            # ViT self-attention: auto | xla | cudnn | blocked (vit.self_attention)
   m.order_sigma_init = 5.0        # initial sigma of order-aware attention (learned, softplus)
   m.prev_mask_threshold = 0.49    # previous-round foreground for object-aware attention: prob > this
+  # OUR CHOICE: how many of the segmentation head's skip levels (finest first: 4g, 2g, g for a
+  # g x g token grid) also get the prompts (models/attention.py SkipPromptFusion); 0: only the
+  # token grid, as the paper describes. Small inputs need it: 8 x 8 tokens are too coarse.
+  m.fine_prompt_levels = 0
   # DepthAnythingV2 weights to start training from (a converted checkpoint folder, or a .pth /
   # .safetensors file converted on the fly): the encoder, the frozen depth head and the
   # segmentation head's initial values. Empty: random initialisation.

@@ -126,3 +126,39 @@ class PromptBlock(nn.Module):
         s = OrderAwareAttention(self.dim, self.num_heads, self.sigma_init, self.dtype,
                                 name="order_attn")(s, keys, values, order_map)
     return FeedForward(self.mlp_dim, self.dtype, name="ffn")(s)
+
+
+class SkipPromptFusion(nn.Module):
+  """The prompts at one finer level of the segmentation head (`model.fine_prompt_levels`).
+
+  OUR CHOICE (the paper feeds the prompts to the decoder at the token grid only): the level's
+  positions cross-attend to the slots S (queries: the level's skip features projected to C plus
+  the position encoding of their centres), and the click disk maps, resized to the level's grid,
+  pass through a 3x3 conv. Both are added to the level's skip features. At 8 x 8 tokens the
+  token grid alone is too coarse for a mask (the ground truth pooled to it scores 46 % IoU on
+  the procedural scenes). The output layers start at zero, so an untrained fusion leaves the
+  depth-initialised head as it was.
+  """
+  dim: int
+  num_heads: int
+  features: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, skip, slots=None, position=None, disk_maps=None):
+    """skip (B, n, n, F); slots (B, N, C) with position (n*n, C) their queries' encoding;
+    disk_maps (B, n, n, 2). Returns (B, n, n, F)."""
+    b, n = skip.shape[0], skip.shape[1]
+    zeros = nn.initializers.zeros
+    out = skip
+    if slots is not None:
+      q = nn.Dense(self.dim, dtype=self.dtype, name="query_proj")(skip.reshape(b, n * n, -1))
+      q = q + position.astype(q.dtype)
+      q = nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(
+          q + CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(q, slots, slots))
+      out = out + nn.Dense(self.features, dtype=self.dtype, kernel_init=zeros,
+                           name="out_proj")(q).reshape(b, n, n, -1).astype(skip.dtype)
+    if disk_maps is not None:
+      out = out + nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype, kernel_init=zeros,
+                          name="disk_conv")(disk_maps.astype(self.dtype)).astype(skip.dtype)
+    return out

@@ -17,10 +17,14 @@ decode (per click):
     F <- LN(F + CrossAttn(queries F + PE, keys/values S))                          [use_sparse]
     level4' = level4 + out_proj(LN(F))   (C -> D; residual on the encoder's level 4 so the
       depth-initialised DPT head starts from features it knows)
+  OUR CHOICE, off by default (`fine_prompt_levels` = k > 0): the prompts also reach the k finest
+    skip levels (4g, 2g, g): each level's positions cross-attend to S and the disk maps resized
+    to its grid are convolved, both added to the skip (attention.SkipPromptFusion)
   seg_head.finish(level4', skips) -> logits (B, S, S) float32
 
 Ablations (configs/common.py `model`): use_order, use_object, use_sparse, use_dense,
-block_order, order_maps, depth_source ("head" | "external"), backbone ("dav2" | "plain_vit").
+block_order, order_maps, depth_source ("head" | "external"), backbone ("dav2" | "plain_vit"),
+fine_prompt_levels.
 A disabled path has no parameters. A plain ViT has no depth decoder, so it needs
 depth_source="external". Parameters under 'encoder' and 'depth_head' (and the fixed Fourier
 matrix) are frozen: `trainable_mask` marks them False for optax.
@@ -42,12 +46,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.errors import CheckpointError
+from ois_jax import geometry
 from ois_jax.geometry import PATCH_SIZE
 from ois_jax.models import dpt, order, plain_vit, prompts, vit
-from ois_jax.models.attention import LAYER_NORM_EPS, CrossAttention, PromptBlock
+from ois_jax.models.attention import LAYER_NORM_EPS, CrossAttention, PromptBlock, SkipPromptFusion
 from ois_jax.models.seg_head import SegmentationHead
 
 FROZEN_KEYS = ("encoder", "depth_head")
+SKIP_KEYS = ("skip1", "skip2", "skip3")  # the segmentation head's skip levels, finest first
 # Keys of the config's `model` section that say how training starts, not what the model is.
 INIT_KEYS = ("depth_checkpoint",)
 
@@ -83,6 +89,7 @@ class OISConfig:
   attention: str
   order_sigma_init: float
   prev_mask_threshold: float
+  fine_prompt_levels: int
 
   @classmethod
   def from_config(cls, cfg: Any) -> "OISConfig":
@@ -126,6 +133,9 @@ class OISConfig:
       raise ValueError("model.backbone='plain_vit' has no depth decoder: set model.depth_source='external'")
     if not (self.use_sparse or self.use_dense):
       raise ValueError("model.use_sparse and model.use_dense are both False: the clicks would reach nothing")
+    if not 0 <= self.fine_prompt_levels <= len(SKIP_KEYS):
+      raise ValueError(f"model.fine_prompt_levels must be 0-{len(SKIP_KEYS)} (skip levels that also "
+                       f"get the prompts), got {self.fine_prompt_levels!r}")
     if self.prompt_dim % self.num_heads or self.prompt_dim % 2:
       raise ValueError(f"model.prompt_dim {self.prompt_dim} must be even and divisible by num_heads {self.num_heads}")
 
@@ -146,6 +156,11 @@ class OISConfig:
   @property
   def grid(self) -> int:
     return self.input_size // PATCH_SIZE
+
+  @property
+  def disk_radius_px(self) -> float:
+    """The click disks' radius in model pixels."""
+    return prompts.disk_radius(self.disk_radius, self.input_size)
 
   @property
   def num_slots(self) -> int:
@@ -172,8 +187,7 @@ class OIS(nn.Module):
     self.image_proj = nn.Dense(c.prompt_dim, dtype=dtype)
     if c.use_dense:
       self.dense_prompts = prompts.DensePromptEncoder(
-          c.prompt_dim, c.input_size, prompts.disk_radius(c.disk_radius, c.input_size),
-          c.num_positive_slots, dtype)
+          c.prompt_dim, c.input_size, c.disk_radius_px, c.num_positive_slots, dtype)
     if c.use_sparse:
       self.pos_encoding = prompts.PositionEncoding(c.prompt_dim, c.input_size)
       self.sparse_prompts = prompts.SparsePromptEncoder(c.prompt_dim, c.input_size, c.num_positive_slots)
@@ -184,6 +198,8 @@ class OIS(nn.Module):
       self.token_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
     self.out_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
     self.out_proj = nn.Dense(embed_dim, dtype=dtype)
+    self.skip_prompts = [SkipPromptFusion(c.prompt_dim, c.num_heads, features, dtype)
+                         for _ in range(c.fine_prompt_levels)]
 
   def encode_image(self, images, depth=None):
     """images (B, S, S, 3) normalised; depth (B, S, S) iff depth_source == "external".
@@ -213,6 +229,7 @@ class OIS(nn.Module):
     c = self.config
     b, g, npos = prev_mask.shape[0], c.grid, c.num_positive_slots
     feats = image_state["features"]  # (B, T, C)
+    s = None
     if c.use_dense:
       feats = feats + self.dense_prompts(clicks).reshape(b, g * g, c.prompt_dim)
     if c.use_sparse:
@@ -230,7 +247,16 @@ class OIS(nn.Module):
         s = block(s, keys, feats, order_map, allowed)
       feats = self.token_norm(feats + self.token_attn(keys, s, s))
     level4 = image_state["level4"] + self.out_proj(self.out_norm(feats)).reshape(b, g, g, -1)
-    skips = {k: image_state[k] for k in ("skip1", "skip2", "skip3")}
+    skips = {k: image_state[k] for k in SKIP_KEYS}
+    if self.skip_prompts:
+      maps = (prompts.disk_maps(clicks, c.input_size, c.disk_radius_px, npos)
+              if c.use_dense else None)
+      for key, fuse in zip(SKIP_KEYS, self.skip_prompts):
+        n = skips[key].shape[1]
+        position = (self.pos_encoding(prompts.grid_coords(n, c.input_size / n))
+                    if c.use_sparse else None)
+        level_maps = None if maps is None else geometry.resize_bilinear_align_corners(maps, (n, n))
+        skips[key] = fuse(skips[key], s, position, level_maps)
     return self.seg_head.finish(level4, skips)[..., 0].astype(jnp.float32)
 
   def __call__(self, images, clicks, prev_mask, has_prev, depth=None):

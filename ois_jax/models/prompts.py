@@ -103,9 +103,10 @@ def fourier_features(coords: jnp.ndarray, gaussian: jnp.ndarray, size: int) -> j
   return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
 
 
-def grid_coords(grid: int) -> jnp.ndarray:
-  """(grid*grid, 2) token-centre coordinates in model pixels, row-major."""
-  centres = (np.arange(grid, dtype=np.float32) + 0.5) * PATCH_SIZE - 0.5
+def grid_coords(grid: int, cell: float = PATCH_SIZE) -> jnp.ndarray:
+  """(grid*grid, 2) centre coordinates in model pixels of a grid of `cell`-pixel cells (default:
+  the tokens), row-major."""
+  centres = (np.arange(grid, dtype=np.float32) + 0.5) * cell - 0.5
   yy, xx = np.meshgrid(centres, centres, indexing="ij")
   return jnp.asarray(np.stack([yy.ravel(), xx.ravel()], axis=-1))
 

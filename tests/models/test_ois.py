@@ -201,3 +201,25 @@ def test_ablation_configs_build_with_their_switch():
       assert getattr(model.config, key) == value, (name, key)
   with pytest.raises(ValueError, match="unknown ablation"):
     ois_ablation.get_config("no_everything")
+
+
+def test_fine_prompt_levels_start_as_a_no_op_and_then_reach_the_mask(base):
+  model = ois.build_model(T.tiny_model_config(fine_prompt_levels=2))
+  init = ois.init_params(model, jax.random.key(1))
+  keys = list(T.flatten(init))
+  for part in ("skip_prompts_0/attn", "skip_prompts_0/disk_conv", "skip_prompts_1/out_proj"):
+    assert any(part in k for k in keys), part
+  assert not any("skip_prompts_2" in k for k in keys)
+  # Zero-initialised outputs: with the base model's weights elsewhere, the logits are the base's.
+  fresh = {k: base["params"].get(k, v) for k, v in init.items()}
+  _, decode = T.fns(model)
+  out = np.asarray(decode(fresh, base["state"], base["clicks"], base["prev"], base["has_prev"]))
+  np.testing.assert_allclose(out, base["out"], atol=1e-6)
+  # Trained (non-zero) outputs: the clicks now reach the finer levels, and the logits move.
+  trained = T.params_for(model)
+  moved = np.asarray(decode(trained, base["state"], base["clicks"], base["prev"], base["has_prev"]))
+  assert np.abs(moved - base["out"]).max() > 1e-4
+  other = T.clicks([[(90, 90, True)], [(20, 20, True)]])
+  assert np.abs(np.asarray(decode(trained, base["state"], other, base["prev"], base["has_prev"])) - moved).max() > 1e-4
+  with pytest.raises(ValueError, match="fine_prompt_levels must be 0-3"):
+    ois.build_model(T.tiny_model_config(fine_prompt_levels=4))

@@ -39,9 +39,9 @@ def get_config():
   # 80 gives 8.75 px, so the patchify conv sees where in a token a click lies (measured on this
   # recipe: 1-mIoU 9 % -> 45 %, docs/results.md).
   m.disk_radius = 80
-  # The 8 x 8 token grid is too coarse for a mask; the prompts also reach refinenet1's 32 x 32
-  # skip level (models/attention.py SkipPromptFusion).
-  m.fine_prompt_levels = 1
+  # The 8 x 8 token grid is too coarse for a mask; the prompts also reach the segmentation
+  # head's 32 x 32 and 16 x 16 skip levels (models/attention.py SkipPromptFusion).
+  m.fine_prompt_levels = 2
   c.total_steps = 600
   c.checkpoint_every = 600
   d = c.data

@@ -98,6 +98,19 @@ def _assert_within_tolerance(verification, graphs):
         assert r["max_abs_diff"] <= L.TOLERANCE * r["output_max"], (graph, batch, name, r)
 
 
+def test_bundled_model_with_finer_prompt_levels_onnx_equals_jax(tmp_path):
+  """The bundled model feeds the prompts to finer skip levels too (model.fine_prompt_levels)."""
+  require_export_tools()
+  from ois_jax import pretrained
+  from ois_jax.predictor import Predictor
+  weights = pretrained.load("ois-tiny-procedural")
+  assert weights.config["model"]["fine_prompt_levels"] > 0
+  predictor = Predictor.from_pretrained("ois-tiny-procedural")
+  source = exporter.ois_source(predictor.model, predictor.params, weights.config,
+                               {"config": weights.config})
+  _assert_within_tolerance(_library_export(source, tmp_path), ("encoder", "decoder"))
+
+
 @pytest.mark.slow  # ViT-S at 518: ~1.5 min on 2 shared cores
 def test_vits_518_onnx_equals_jax_at_two_batch_sizes(tmp_path):
   require_export_tools()

@@ -36,7 +36,7 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # this checkout's ois_jax, and the tests' helpers below
 
-from tests.training import test_faults as faults  # noqa: E402  (SMALL, train_argv, largest_file, ...)
+from tests.training import test_faults as faults  # noqa: E402  (SMALL, train_argv, largest_file, damage_file, ...)
 
 TINY = os.path.join(REPO, "configs", "ois_tiny.py")
 CELL_CHARS = 160
@@ -285,13 +285,7 @@ def damage(step_dir: str, how: str) -> str:
     shutil.rmtree(os.path.join(step_dir, "state"))
     return "removed state/"
   path = faults.largest_file(os.path.join(step_dir, "state"))
-  data = bytearray(open(path, "rb").read())
-  if how == "truncate":
-    data = data[:len(data) // 2]
-  else:
-    for i in range(0, len(data), 97):
-      data[i] ^= 0xFF
-  open(path, "wb").write(bytes(data))
+  faults.damage_file(path, how)
   return f"{how} {os.path.relpath(path, step_dir)}"
 
 
@@ -652,11 +646,7 @@ def depth_cases(ctx: Context):
   folder = ctx.fresh("depth")
   damaged = os.path.join(folder, "damaged")
   shutil.copytree(ctx.dav2_checkpoint, damaged)
-  path = faults.largest_file(os.path.join(damaged, "params"))
-  data = bytearray(open(path, "rb").read())
-  for i in range(0, len(data), 101):
-    data[i] ^= 0xFF
-  open(path, "wb").write(bytes(data))
+  faults.damage_file(faults.largest_file(os.path.join(damaged, "params")), "bitflip", stride=101)
   flipped = ois_jax("depth", ctx.image, "--checkpoint", damaged, "--out", os.path.join(folder, "d.npy"),
                     env=ctx.env)
   rows = [after(flipped, flipped.one_line_error("corrupt or truncated"))]

@@ -102,6 +102,18 @@ def largest_file(folder):
   return max(files, key=os.path.getsize)
 
 
+def damage_file(path, how: str, stride: int = 97) -> None:
+  """Damages a file as a crash does ('truncate': its second half lost) or a bad disk ('bitflip':
+  every `stride`-th byte inverted)."""
+  data = bytearray(open(path, "rb").read())
+  if how == "truncate":
+    data = data[:len(data) // 2]
+  else:
+    for i in range(0, len(data), stride):
+      data[i] ^= 0xFF
+  open(path, "wb").write(bytes(data))
+
+
 @pytest.mark.parametrize("damage", ["truncate", "bitflip", "no_state"])
 def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(three_steps, tmp_path, env, damage):
   workdir = copy_of(three_steps, tmp_path)
@@ -109,14 +121,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(three_ste
   if damage == "no_state":
     shutil.rmtree(newest / "state")
   else:
-    path = largest_file(newest / "state")
-    data = bytearray(open(path, "rb").read())
-    if damage == "truncate":
-      data = data[:len(data) // 2]
-    else:
-      for i in range(0, len(data), 97):
-        data[i] ^= 0xFF
-    open(path, "wb").write(bytes(data))
+    damage_file(largest_file(newest / "state"), damage)
   result = run(train_argv(workdir, "--config.total_steps=4", "--config.checkpoint_every=1"), env)
   assert result.returncode == 0, result.stderr
   out = result.stdout

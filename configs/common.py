@@ -49,6 +49,10 @@ def base_config() -> ml_collections.ConfigDict:
   # g x g token grid) also get the prompts (models/attention.py SkipPromptFusion); 0: only the
   # token grid, as the paper describes. Small inputs need it: 8 x 8 tokens are too coarse.
   m.fine_prompt_levels = 0
+  # OUR CHOICE: with fine_prompt_levels > 0, the fine levels' attention to the click slots is
+  # order-aware too (Eq. 3 at the level's grid: logits - sigma * |R - R(click)|), so the depth
+  # reaches the mask at the resolution of those levels. Ignored when use_order is False.
+  m.fine_order = False
   # DepthAnythingV2 weights to start training from (a converted checkpoint folder, or a .pth /
   # .safetensors file converted on the fly): the encoder, the frozen depth head and the
   # segmentation head's initial values. Empty: random initialisation.

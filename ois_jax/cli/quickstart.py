@@ -3,7 +3,8 @@
   Stage 1  a small depth foundation model: DepthAnythingV2 (same ViT + DPT code, a custom small
            size, configs/depth_tiny_procedural.py) trained from random weights on the procedural
            scenes for relative inverse depth with the scale-and-shift-invariant loss, saved as a
-           converted DAv2 checkpoint (DIR/depth/checkpoint).
+           converted DAv2 checkpoint (DIR/depth/checkpoint); its SSI error on held-out scenes is
+           printed (a constant map scores 1) and its depth maps drawn (DIR/depth/heldout_depth.png).
   Stage 2  OIS on top, as the paper trains it (configs/ois_tiny_procedural.py): the encoder and
            the depth head loaded from stage 1 through `model.depth_checkpoint` and frozen, the
            segmentation head initialised from the depth head, order maps from the model's own

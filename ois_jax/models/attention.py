@@ -57,6 +57,13 @@ class CrossAttention(nn.Module):
     return dense("out")(out)
 
 
+def learned_sigma(module: nn.Module, init: float) -> jax.Array:
+  """The order bias' scale sigma = softplus(sigma_raw) > 0, a scalar parameter of `module`
+  ("sigma_raw") that starts at sigma = init."""
+  raw_init = float(init + np.log(-np.expm1(-init)))  # softplus^-1, stable
+  return jax.nn.softplus(module.param("sigma_raw", nn.initializers.constant(raw_init), ()))
+
+
 class ObjectAwareAttention(nn.Module):
   """S' = LN(S + softmax(QK^T + H) V), H = 0 on allowed tokens, -inf elsewhere."""
   dim: int
@@ -79,11 +86,8 @@ class OrderAwareAttention(nn.Module):
 
   @nn.compact
   def __call__(self, s, keys, values, order_map):
-    raw_init = float(self.sigma_init + np.log(-np.expm1(-self.sigma_init)))  # softplus^-1, stable
-    sigma_raw = self.param("sigma_raw", nn.initializers.constant(raw_init), ())
-    sigma = jax.nn.softplus(sigma_raw)
     out = CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(
-        s, keys, values, bias=-sigma * order_map)
+        s, keys, values, bias=-learned_sigma(self, self.sigma_init) * order_map)
     return nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(s + out)
 
 
@@ -138,24 +142,33 @@ class SkipPromptFusion(nn.Module):
   token grid alone is too coarse for a mask (the ground truth pooled to it scores 46 % IoU on
   the procedural scenes). The output layers start at zero, so an untrained fusion leaves the
   depth-initialised head as it was.
+
+  With `order_sigma_init` set (`model.fine_order`), the attention is order-aware as in Eq. 3:
+  position p's logit for slot j is lowered by sigma * M_j(p), M_j the slot's order map on the
+  level's grid (order.order_maps_grid), sigma = softplus(sigma_raw) learned, one per level.
   """
   dim: int
   num_heads: int
   features: int
   dtype: jnp.dtype = jnp.float32
+  order_sigma_init: float | None = None
 
   @nn.compact
-  def __call__(self, skip, slots=None, position=None, disk_maps=None):
+  def __call__(self, skip, slots=None, position=None, disk_maps=None, order_map=None):
     """skip (B, n, n, F); slots (B, N, C) with position (n*n, C) their queries' encoding;
-    disk_maps (B, n, n, 2). Returns (B, n, n, F)."""
+    disk_maps (B, n, n, 2); order_map (B, N, n*n), needed iff `order_sigma_init` is set.
+    Returns (B, n, n, F)."""
     b, n = skip.shape[0], skip.shape[1]
     zeros = nn.initializers.zeros
     out = skip
     if slots is not None:
       q = nn.Dense(self.dim, dtype=self.dtype, name="query_proj")(skip.reshape(b, n * n, -1))
       q = q + position.astype(q.dtype)
+      bias = None
+      if self.order_sigma_init is not None:
+        bias = -learned_sigma(self, self.order_sigma_init) * jnp.swapaxes(order_map, 1, 2)
       q = nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name="norm")(
-          q + CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(q, slots, slots))
+          q + CrossAttention(self.dim, self.num_heads, self.dtype, name="attn")(q, slots, slots, bias))
       out = out + nn.Dense(self.features, dtype=self.dtype, kernel_init=zeros,
                            name="out_proj")(q).reshape(b, n, n, -1).astype(skip.dtype)
     if disk_maps is not None:

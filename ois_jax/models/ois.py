@@ -19,12 +19,13 @@ decode (per click):
       depth-initialised DPT head starts from features it knows)
   OUR CHOICE, off by default (`fine_prompt_levels` = k > 0): the prompts also reach the k finest
     skip levels (4g, 2g, g): each level's positions cross-attend to S and the disk maps resized
-    to its grid are convolved, both added to the skip (attention.SkipPromptFusion)
+    to its grid are convolved, both added to the skip (attention.SkipPromptFusion); with
+    `fine_order` that attention is order-aware, Eq. 3 with the order maps on the level's grid
   seg_head.finish(level4', skips) -> logits (B, S, S) float32
 
 Ablations (configs/common.py `model`): use_order, use_object, use_sparse, use_dense,
 block_order, order_maps, depth_source ("head" | "external"), backbone ("dav2" | "plain_vit"),
-fine_prompt_levels.
+fine_prompt_levels, fine_order.
 A disabled path has no parameters. A plain ViT has no depth decoder, so it needs
 depth_source="external". Parameters under 'encoder' and 'depth_head' (and the fixed Fourier
 matrix) are frozen: `trainable_mask` marks them False for optax.
@@ -90,6 +91,7 @@ class OISConfig:
   order_sigma_init: float
   prev_mask_threshold: float
   fine_prompt_levels: int
+  fine_order: bool
 
   @classmethod
   def from_config(cls, cfg: Any) -> "OISConfig":
@@ -136,6 +138,9 @@ class OISConfig:
     if not 0 <= self.fine_prompt_levels <= len(SKIP_KEYS):
       raise ValueError(f"model.fine_prompt_levels must be 0-{len(SKIP_KEYS)} (skip levels that also "
                        f"get the prompts), got {self.fine_prompt_levels!r}")
+    if self.fine_order and not (self.fine_prompt_levels and self.use_sparse):
+      raise ValueError("model.fine_order makes the finer skip levels' attention to the clicks "
+                       "order-aware: it needs model.fine_prompt_levels > 0 and model.use_sparse")
     if self.prompt_dim % self.num_heads or self.prompt_dim % 2:
       raise ValueError(f"model.prompt_dim {self.prompt_dim} must be even and divisible by num_heads {self.num_heads}")
 
@@ -198,8 +203,14 @@ class OIS(nn.Module):
       self.token_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
     self.out_norm = nn.LayerNorm(LAYER_NORM_EPS, dtype=dtype)
     self.out_proj = nn.Dense(embed_dim, dtype=dtype)
-    self.skip_prompts = [SkipPromptFusion(c.prompt_dim, c.num_heads, features, dtype)
+    fine_sigma = c.order_sigma_init if self.fine_order_active else None
+    self.skip_prompts = [SkipPromptFusion(c.prompt_dim, c.num_heads, features, dtype, fine_sigma)
                          for _ in range(c.fine_prompt_levels)]
+
+  @property
+  def fine_order_active(self) -> bool:
+    """The skip levels' attention is order-aware (`fine_order`; off in the use_order ablation)."""
+    return self.config.fine_order and self.config.use_order
 
   def encode_image(self, images, depth=None):
     """images (B, S, S, 3) normalised; depth (B, S, S) iff depth_source == "external".
@@ -256,7 +267,10 @@ class OIS(nn.Module):
         position = (self.pos_encoding(prompts.grid_coords(n, c.input_size / n))
                     if c.use_sparse else None)
         level_maps = None if maps is None else geometry.resize_bilinear_align_corners(maps, (n, n))
-        skips[key] = fuse(skips[key], s, position, level_maps)
+        level_order = (order.order_maps_grid(image_state["depth"], clicks.coords, clicks.valid,
+                                             npos, n, c.order_maps)
+                       if self.fine_order_active else None)
+        skips[key] = fuse(skips[key], s, position, level_maps, level_order)
     return self.seg_head.finish(level4, skips)[..., 0].astype(jnp.float32)
 
   def __call__(self, images, clicks, prev_mask, has_prev, depth=None):

@@ -6,10 +6,13 @@ OUR CHOICE: R is min-max normalised to [0, 1] per image (`normalize_depth`), so 
 lie in [0, 1]; R(p) is read at the nearest pixel of the click; maps are computed at input
 resolution and average-pooled over each 14x14 patch to the token grid. Empty slots and slots
 of a sign disabled by `order_maps` get an all-zero map (no order bias: plain attention).
+`order_maps_grid` gives the same maps on the finer grids of the segmentation head's skip levels
+(`model.fine_order`).
 """
 
 import jax.numpy as jnp
 
+from ois_jax import geometry
 from ois_jax.geometry import PATCH_SIZE
 
 
@@ -51,12 +54,24 @@ def order_values(depth: jnp.ndarray, coords: jnp.ndarray, valid: jnp.ndarray,
 def order_maps_pixels(depth: jnp.ndarray, coords: jnp.ndarray, valid: jnp.ndarray,
                       num_positive: int) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Eq. 1-2 at input resolution: M_p (B, H, W) and M_n (B, N_neg, H, W) (zero for empty slots)."""
-  pos_mean, neg_values = order_values(depth, coords, valid, num_positive)
+  return maps_from_values(depth, *order_values(depth, coords, valid, num_positive), valid,
+                          num_positive)
+
+
+def maps_from_values(depth: jnp.ndarray, pos_mean: jnp.ndarray, neg_values: jnp.ndarray,
+                     valid: jnp.ndarray, num_positive: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """|depth - reference| for the positive mean (B,) and each negative click's depth (B, N_neg):
+  M_p (B, H, W) and M_n (B, N_neg, H, W), zero for empty slots. depth (B, H, W) at any grid."""
   m_p = jnp.abs(depth - pos_mean[:, None, None])
   m_p = m_p * jnp.any(valid[:, :num_positive], axis=1)[:, None, None]
   m_n = jnp.abs(depth[:, None] - neg_values[..., None, None])
   m_n = m_n * valid[:, num_positive:, None, None]
   return m_p, m_n
+
+
+def _check_which(which: str) -> None:
+  if which not in ("both", "positive", "negative"):
+    raise ValueError(f"order_maps must be 'both', 'positive' or 'negative', got {which!r}")
 
 
 def order_maps_tokens(depth: jnp.ndarray, coords: jnp.ndarray, valid: jnp.ndarray,
@@ -65,11 +80,34 @@ def order_maps_tokens(depth: jnp.ndarray, coords: jnp.ndarray, valid: jnp.ndarra
 
   which: "both" | "positive" (negative slots get 0) | "negative" (positive slots get 0).
   """
-  if which not in ("both", "positive", "negative"):
-    raise ValueError(f"order_maps must be 'both', 'positive' or 'negative', got {which!r}")
+  _check_which(which)
   m_p, m_n = order_maps_pixels(depth, coords, valid, num_positive)
   maps = patch_mean(jnp.concatenate([m_p[:, None], m_n], axis=1))  # (B, 1 + N_neg, T)
-  pos = jnp.broadcast_to(maps[:, :1], (maps.shape[0], num_positive, maps.shape[2]))
+  return _slot_maps(maps, num_positive, which)
+
+
+def order_maps_grid(depth: jnp.ndarray, coords: jnp.ndarray, valid: jnp.ndarray,
+                    num_positive: int, size: int, which: str = "both") -> jnp.ndarray:
+  """Slot order maps on a finer (size x size) grid. depth (B, S, S) in [0, 1] -> M (B, N, size^2).
+
+  The depth is resized to the grid (bilinear, align_corners, as the disk maps are for the same
+  levels) and compared with the clicks' depths read at full resolution: M_j(p) = |R_size(p) - R(p_j)|.
+  A map of size S/14 would differ from `order_maps_tokens` only in how a patch is summarised.
+  """
+  _check_which(which)
+  b = depth.shape[0]
+  grid_depth = geometry.resize_bilinear_align_corners(depth[..., None], (size, size))[..., 0]
+  m_p, m_n = maps_from_values(grid_depth, *order_values(depth, coords, valid, num_positive), valid,
+                              num_positive)
+  maps = jnp.concatenate([m_p[:, None], m_n], axis=1).reshape(b, 1 + m_n.shape[1], size * size)
+  return _slot_maps(maps, num_positive, which)
+
+
+def _slot_maps(maps: jnp.ndarray, num_positive: int, which: str) -> jnp.ndarray:
+  """(B, 1 + N_neg, T) positive map then the negatives' -> (B, N, T), one map per slot (the
+  positive slots share theirs); the sign `which` leaves out gets zero maps."""
+  b, _, t = maps.shape
+  pos = jnp.broadcast_to(maps[:, :1], (b, num_positive, t))
   neg = maps[:, 1:]
   if which == "negative":
     pos = jnp.zeros_like(pos)

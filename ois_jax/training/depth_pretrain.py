@@ -32,6 +32,7 @@ from ois_jax.errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoint"   # the converted-DAv2 checkpoint inside a stage-1 workdir
 SUMMARY_FILE = "depth_summary.json"
+FIGURE_FILE = "heldout_depth.png"  # held-out scenes: image, true depth, the model's depth
 _EPS = 1e-6
 
 
@@ -204,7 +205,9 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
 
   A workdir that already holds the checkpoint of the same settings is reused as it is (the run
   is deterministic); one of other settings is refused (CheckpointError), never overwritten.
-  Returns {'checkpoint': dir, 'losses': [...], 'seconds': float, 'reused': bool}.
+  Also writes WORKDIR/heldout_depth.png (plot_heldout_depth) and logs the held-out SSI error.
+  Returns {'checkpoint': dir, 'losses': [...], 'seconds': float, 'heldout_ssi': float,
+  'reused': bool}.
   """
   from tqdm import tqdm
   from ois_jax import checkpoint
@@ -250,31 +253,73 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
   bar.close()
   seconds = time.time() - start
   checkpoint.save_checkpoint(ckpt_dir, jax.device_get(params), dcfg)
-  summary = {"settings": settings, "losses": losses, "seconds": seconds, "steps": total}
+  heldout = heldout_depth_error(model, params, config)
+  figure = plot_heldout_depth(model, params, config, os.path.join(workdir, FIGURE_FILE))
+  summary = {"settings": settings, "losses": losses, "seconds": seconds, "steps": total,
+             "heldout_ssi": heldout}
   with open(summary_path, "w") as f:
     json.dump(summary, f)
   log(f"Stage 1: {total} steps in {seconds:.0f} s, SSI loss {np.mean(losses[:10]):.3f} -> "
-      f"{np.mean(losses[-10:]):.3f}; saved {ckpt_dir}")
+      f"{np.mean(losses[-10:]):.3f}; held-out SSI {heldout:.3f} (a constant map scores 1.000, "
+      f"the true depth 0); saved {ckpt_dir}\nStage 1: held-out depth maps: {figure}")
   return dict(summary, checkpoint=ckpt_dir, reused=False)
 
 
-def heldout_depth_error(model, params, config, num_scenes: int = 32) -> float:
-  """Mean SSI error (no gradient term) of the model on held-out 'val' scenes (no augmentation)."""
+def heldout_batch(config, num_scenes: int = 32) -> dict:
+  """Held-out 'val' scenes at the model input, unaugmented: {'image' (N, S, S, 3) normalised,
+  'rgb' (N, S, S, 3) uint8, 'depth' (N, S, S) true relative inverse depth, 'valid' (N, S, S)}."""
   from ois_jax import transforms
   from ois_jax.data_pipelines import procedural
   d = config.data
   size = int(config.model.input_size)
   scenes = procedural.ProceduralScenes(num_scenes=num_scenes, seed=int(d.procedural_seed), split="val",
                                        size=tuple(d.procedural_size))
-  images, targets, valids = [], [], []
+  out = {"image": [], "rgb": [], "depth": [], "valid": []}
   for i in range(num_scenes):
     rec = scenes[i]
     x, tf = transforms.preprocess(rec["image"], size)
     h, w = tf.resized_hw
     valid = np.zeros((size, size), bool)
     valid[:h, :w] = True
-    images.append(x)
-    targets.append(transforms.map_to_model(rec["depth"], tf))
-    valids.append(valid)
-  pred = model.forward(params, jnp.asarray(np.stack(images)))
-  return float(ssi_loss(pred, jnp.asarray(np.stack(targets)), jnp.asarray(np.stack(valids))))
+    out["image"].append(x)
+    rgb = np.stack([transforms.map_to_model(rec["image"][..., c], tf) for c in range(3)], -1)
+    out["rgb"].append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    out["depth"].append(transforms.map_to_model(rec["depth"], tf))
+    out["valid"].append(valid)
+  return {k: np.stack(v) for k, v in out.items()}
+
+
+def heldout_depth_error(model, params, config, num_scenes: int = 32) -> float:
+  """Mean SSI error (no gradient term) of the model on held-out 'val' scenes (no augmentation).
+  A constant prediction scores exactly 1.0 (the aligned target's mean absolute value)."""
+  batch = heldout_batch(config, num_scenes)
+  pred = model.forward(params, jnp.asarray(batch["image"]))
+  return float(ssi_loss(pred, jnp.asarray(batch["depth"]), jnp.asarray(batch["valid"])))
+
+
+def plot_heldout_depth(model, params, config, path: str, num_scenes: int = 6) -> str:
+  """A figure of `num_scenes` held-out scenes, one per row: the image, its true relative inverse
+  depth, the model's prediction (each map min-max scaled over the image's content)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  batch = heldout_batch(config, num_scenes)
+  pred = np.asarray(model.forward(params, jnp.asarray(batch["image"])), np.float32)
+  fig, axes = plt.subplots(num_scenes, 3, figsize=(6, 2 * num_scenes), dpi=100, squeeze=False)
+  for row in range(num_scenes):
+    valid = batch["valid"][row]
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    maps = [batch["rgb"][row][crop], batch["depth"][row][crop], pred[row][crop]]
+    for col, (image, title) in enumerate(zip(maps, ("image", "true depth", "stage-1 depth"))):
+      ax = axes[row, col]
+      ax.imshow(image, cmap=None if col == 0 else "gray", vmin=None if col == 0 else image.min(),
+                vmax=None if col == 0 else image.max())
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if row == 0:
+        ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path

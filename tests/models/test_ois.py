@@ -223,3 +223,41 @@ def test_fine_prompt_levels_start_as_a_no_op_and_then_reach_the_mask(base):
   assert np.abs(np.asarray(decode(trained, base["state"], other, base["prev"], base["has_prev"])) - moved).max() > 1e-4
   with pytest.raises(ValueError, match="fine_prompt_levels must be 0-3"):
     ois.build_model(T.tiny_model_config(fine_prompt_levels=4))
+
+
+def _without_token_order(params):
+  """The token grid's order-aware attention made inert (sigma = softplus(-30) ~ 1e-13), and the
+  skip levels' attention outputs made as large as trained ones (the test's random 0.02 is tiny)."""
+  flat = T.flatten(params)
+  def pick(path, v):
+    key = "/".join(str(p.key) for p in path)
+    if key.startswith("blocks_") and key.endswith("sigma_raw"):
+      return jnp.full_like(v, -30.0)
+    return v * 50.0 if key.startswith("skip_prompts_") and "out_proj/kernel" in key else v
+  assert any(k.startswith("blocks_") and k.endswith("sigma_raw") for k in flat)
+  return jax.tree_util.tree_map_with_path(pick, params)
+
+
+@pytest.mark.parametrize("fine_order", [False, True])
+def test_fine_order_brings_the_depth_to_the_skip_levels(base, fine_order):
+  """With the token grid's order bias switched off, the depth reaches the logits only through
+  the skip levels' order-aware attention: with fine_order it does, without it nothing moves."""
+  model = ois.build_model(T.tiny_model_config(fine_prompt_levels=2, fine_order=fine_order,
+                                              depth_source="external"))
+  params = _without_token_order(T.params_for(model))
+  keys = list(T.flatten(params))
+  assert any("skip_prompts_1/sigma_raw" in k for k in keys) == fine_order
+  encode, decode = T.fns(model)
+  ramp = np.tile(np.linspace(0, 1, 112, dtype=np.float32), (2, 112, 1))
+  outs = [np.asarray(decode(params, encode(params, base["images"], jnp.asarray(d)), base["clicks"],
+                            base["prev"], base["has_prev"])) for d in (ramp, ramp.transpose(0, 2, 1))]
+  assert np.isfinite(outs[0]).all()
+  moved = np.abs(outs[0] - outs[1]).max()
+  assert (moved > 1e-4) if fine_order else (moved < 1e-6), moved
+
+
+def test_fine_order_needs_fine_levels_and_is_off_in_the_order_ablation():
+  with pytest.raises(ValueError, match="fine_order .* needs model.fine_prompt_levels > 0"):
+    ois.build_model(T.tiny_model_config(fine_order=True))
+  ablated = ois.build_model(T.tiny_model_config(fine_prompt_levels=1, fine_order=True, use_order=False))
+  assert not any("sigma_raw" in k for k in T.flatten(T.param_shapes(ablated)))

@@ -57,6 +57,27 @@ def test_token_maps_are_patch_means_and_follow_the_sign_switch():
     order.order_maps_tokens(jnp.asarray(d)[None], c.coords, c.valid, 24, "neither")
 
 
+def test_grid_maps_compare_the_resized_depth_with_the_full_resolution_click_depths():
+  d = _depth()
+  c = Clicks.from_lists([[(3, 3, True), (20, 22, True), (2, 20, False)]])
+  full = np.asarray(order.order_maps_grid(jnp.asarray(d)[None], c.coords, c.valid, 24, 28))[0]
+  m_p, m_n = order.order_maps_pixels(jnp.asarray(d)[None], c.coords, c.valid, 24)
+  np.testing.assert_allclose(full[0], np.asarray(m_p[0]).ravel(), atol=1e-6)  # same grid: Eq. 1-2
+  np.testing.assert_allclose(full[24], np.asarray(m_n[0, 0]).ravel(), atol=1e-6)
+  assert not full[25:].any()
+  coarse = np.asarray(order.order_maps_grid(jnp.asarray(d)[None], c.coords, c.valid, 24, 4))[0]
+  assert coarse.shape == (48, 16)
+  # Corners of an align_corners grid are the depth's own corners; the reference is the mean of
+  # the positive clicks' full-resolution depths (0.1 and the ramp's value at x = 22).
+  mean_pos = (d[3, 3] + d[20, 22]) / 2
+  np.testing.assert_allclose(coarse[0, [0, 3, 12, 15]],
+                             np.abs(d[[0, 0, 27, 27], [0, 27, 0, 27]] - mean_pos), atol=1e-6)
+  only_pos = np.asarray(order.order_maps_grid(jnp.asarray(d)[None], c.coords, c.valid, 24, 4, "positive"))[0]
+  assert only_pos[0].any() and not only_pos[24:].any()
+  with pytest.raises(ValueError, match="order_maps"):
+    order.order_maps_grid(jnp.asarray(d)[None], c.coords, c.valid, 24, 4, "neither")
+
+
 def test_no_positive_click_gives_zero_positive_map():
   d = _depth()
   c = Clicks.from_lists([[(2, 20, False)]])

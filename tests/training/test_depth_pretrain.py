@@ -115,6 +115,11 @@ def test_train_depth_lowers_the_loss_and_saves_a_loadable_dav2_checkpoint(tmp_pa
   assert config.sizes.embed_dim == 16 and config.sizes.intermediate_layers == (0, 1, 2, 3)
   depth = model.forward(params, jnp.zeros((1, 42, 42, 3)))
   assert depth.shape == (1, 42, 42)
+  # The held-out check the quickstart prints, and its figure (image | true | predicted depth).
+  assert summary["heldout_ssi"] == pytest.approx(dp.heldout_depth_error(model, params, c), rel=1e-5)
+  from PIL import Image
+  with Image.open(workdir / dp.FIGURE_FILE) as figure:
+    assert figure.size[0] > 300 and figure.size[1] > 600
   weights, description = load_depth_weights(summary["checkpoint"])  # the path OIS training takes
   assert "custom" in description and set(weights) == {"pretrained", "depth_head"}
   # The same settings again: reused, not retrained.
@@ -124,3 +129,27 @@ def test_train_depth_lowers_the_loss_and_saves_a_loadable_dav2_checkpoint(tmp_pa
   with pytest.raises(CheckpointError, match="other settings"):
     dp.train_depth(c, str(workdir), quiet=True, log=lambda *a: None)
   assert json.loads((workdir / dp.SUMMARY_FILE).read_text())["settings"]["train"]["learning_rate"] == 3e-3
+
+
+class _ConstantDepth:
+  """Stand-in depth model: the same map for every image."""
+  def forward(self, params, images):
+    return jnp.full(images.shape[:3], 0.3, jnp.float32)
+
+
+class _TrueDepth:
+  """Stand-in depth model that knows the held-out scenes' depth (2.5 x + 1)."""
+  def __init__(self, config):
+    self.depth = dp.heldout_batch(config)["depth"]
+
+  def forward(self, params, images):
+    return jnp.asarray(2.5 * self.depth[: images.shape[0]] + 1.0)
+
+
+def test_heldout_error_scores_a_constant_map_1_and_the_true_depth_0():
+  c = tiny_depth_config()
+  batch = dp.heldout_batch(c, 4)
+  assert batch["image"].shape == (4, 42, 42, 3) and batch["rgb"].dtype == np.uint8
+  assert np.all(batch["image"][~batch["valid"]] == 0) and batch["depth"][batch["valid"]].min() > 0
+  assert dp.heldout_depth_error(_ConstantDepth(), None, c) == pytest.approx(1.0, abs=1e-6)
+  assert dp.heldout_depth_error(_TrueDepth(c), None, c) < 1e-5

@@ -4,7 +4,7 @@ Trains the DepthAnythingV2 of configs/depth_tiny_procedural.py (with --set overr
 --every steps prints JSON with the mean training loss of the last 100 steps, the SSI error on 32
 held-out scenes (a constant prediction scores exactly 1.0), wall and CPU seconds, and saves the
 weights as a converted-DAv2 checkpoint WORKDIR/stepN (usable as `model.depth_checkpoint`, e.g.
-by scripts/exp_recipe_stage2.py).
+by scripts/exp_recipe_stage2.py) with its held-out depth maps, WORKDIR/stepN_heldout_depth.png.
 
   python scripts/exp_depth_curve.py --workdir runs/depth_curve --set total_steps=3000
 """
@@ -48,6 +48,7 @@ def main():
             flush=True)
       checkpoint.save_checkpoint(os.path.join(args.workdir, f"step{step}"), jax.device_get(params),
                                  dp.depth_config(config), overwrite=True)
+      dp.plot_heldout_depth(model, params, config, os.path.join(args.workdir, f"step{step}_heldout_depth.png"))
 
 
 if __name__ == "__main__":

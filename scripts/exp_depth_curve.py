@@ -42,13 +42,14 @@ def main():
     params, opt_state, loss = step_fn(params, opt_state, next(data))
     losses.append(loss)
     if step % args.every == 0 or step == config.total_steps:
+      heldout = dp.heldout_depth(model, params, config, 32)
       print(json.dumps({"step": step, "train_loss": round(float(np.mean(jax.device_get(losses[-100:]))), 4),
-                        "heldout_ssi": round(dp.heldout_depth_error(model, params, config, 32), 4),
+                        "heldout_ssi": round(heldout["ssi"], 4),
                         "wall_s": round(time.time() - start), "cpu_s": round(time.process_time() - cpu_start)}),
             flush=True)
       checkpoint.save_checkpoint(os.path.join(args.workdir, f"step{step}"), jax.device_get(params),
                                  dp.depth_config(config), overwrite=True)
-      dp.plot_heldout_depth(model, params, config, os.path.join(args.workdir, f"step{step}_heldout_depth.png"))
+      dp.plot_heldout_depth(heldout, os.path.join(args.workdir, f"step{step}_heldout_depth.png"))
 
 
 if __name__ == "__main__":

@@ -253,14 +253,14 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
   bar.close()
   seconds = time.time() - start
   checkpoint.save_checkpoint(ckpt_dir, jax.device_get(params), dcfg)
-  heldout = heldout_depth_error(model, params, config)
-  figure = plot_heldout_depth(model, params, config, os.path.join(workdir, FIGURE_FILE))
+  heldout = heldout_depth(model, params, config)
+  figure = plot_heldout_depth(heldout, os.path.join(workdir, FIGURE_FILE))
   summary = {"settings": settings, "losses": losses, "seconds": seconds, "steps": total,
-             "heldout_ssi": heldout}
+             "heldout_ssi": heldout["ssi"]}
   with open(summary_path, "w") as f:
     json.dump(summary, f)
   log(f"Stage 1: {total} steps in {seconds:.0f} s, SSI loss {np.mean(losses[:10]):.3f} -> "
-      f"{np.mean(losses[-10:]):.3f}; held-out SSI {heldout:.3f} (a constant map scores 1.000, "
+      f"{np.mean(losses[-10:]):.3f}; held-out SSI {heldout['ssi']:.3f} (a constant map scores 1.000, "
       f"the true depth 0); saved {ckpt_dir}\nStage 1: held-out depth maps: {figure}")
   return dict(summary, checkpoint=ckpt_dir, reused=False)
 
@@ -289,32 +289,38 @@ def heldout_batch(config, num_scenes: int = 32) -> dict:
   return {k: np.stack(v) for k, v in out.items()}
 
 
-def heldout_depth_error(model, params, config, num_scenes: int = 32) -> float:
-  """Mean SSI error (no gradient term) of the model on held-out 'val' scenes (no augmentation).
-  A constant prediction scores exactly 1.0 (the aligned target's mean absolute value)."""
+def heldout_depth(model, params, config, num_scenes: int = 32) -> dict:
+  """The model on held-out 'val' scenes (no augmentation), in one batch: `heldout_batch` plus
+  'pred' (N, S, S) float32 and 'ssi', the mean SSI error (no gradient term). A constant
+  prediction scores exactly 1.0 (the aligned target's mean absolute value)."""
   batch = heldout_batch(config, num_scenes)
   pred = model.forward(params, jnp.asarray(batch["image"]))
-  return float(ssi_loss(pred, jnp.asarray(batch["depth"]), jnp.asarray(batch["valid"])))
+  ssi = float(ssi_loss(pred, jnp.asarray(batch["depth"]), jnp.asarray(batch["valid"])))
+  return dict(batch, pred=np.asarray(pred, np.float32), ssi=ssi)
 
 
-def plot_heldout_depth(model, params, config, path: str, num_scenes: int = 6) -> str:
-  """A figure of `num_scenes` held-out scenes, one per row: the image, its true relative inverse
-  depth, the model's prediction (each map min-max scaled over the image's content)."""
+def heldout_depth_error(model, params, config, num_scenes: int = 32) -> float:
+  """`heldout_depth(...)['ssi']`."""
+  return heldout_depth(model, params, config, num_scenes)["ssi"]
+
+
+def plot_heldout_depth(heldout: dict, path: str, num_scenes: int = 6) -> str:
+  """A figure of the first `num_scenes` scenes of `heldout_depth`'s result, one per row: the
+  image, its true relative inverse depth, the model's prediction (each map min-max scaled over
+  the image's content)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  batch = heldout_batch(config, num_scenes)
-  pred = np.asarray(model.forward(params, jnp.asarray(batch["image"])), np.float32)
   fig, axes = plt.subplots(num_scenes, 3, figsize=(6, 2 * num_scenes), dpi=100, squeeze=False)
   for row in range(num_scenes):
-    valid = batch["valid"][row]
+    valid = heldout["valid"][row]
     rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
     crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    maps = [batch["rgb"][row][crop], batch["depth"][row][crop], pred[row][crop]]
+    maps = [heldout[key][row][crop] for key in ("rgb", "depth", "pred")]
     for col, (image, title) in enumerate(zip(maps, ("image", "true depth", "stage-1 depth"))):
       ax = axes[row, col]
-      ax.imshow(image, cmap=None if col == 0 else "gray", vmin=None if col == 0 else image.min(),
-                vmax=None if col == 0 else image.max())
+      grey = {} if col == 0 else dict(cmap="gray", vmin=image.min(), vmax=image.max())
+      ax.imshow(image, **grey)
       ax.set_xticks([])
       ax.set_yticks([])
       if row == 0:

@@ -78,6 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
   d.procedural_num_val = 64
   d.procedural_size = (120, 160)  # (H, W) of a procedural scene
   d.procedural_seed = 0
+  d.procedural_depth = "true"     # the scenes' depth: true | occlusion (what one image shows)
 
   # --- optimisation ----------------------------------------------------------------------
   t = c.train = ml_collections.ConfigDict()

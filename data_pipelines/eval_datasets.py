@@ -70,7 +70,8 @@ def load_procedural(config, num_scenes: int | None = None) -> EvalDataset:
   d = config.data
   scenes = procedural.ProceduralScenes(
       num_scenes=int(num_scenes or d.procedural_num_val), seed=int(d.procedural_seed), split="val",
-      size=tuple(d.procedural_size), min_area=int(d.min_object_area))
+      size=tuple(d.procedural_size), min_area=int(d.min_object_area),
+      depth=d.get("procedural_depth", "true"))
   return EvalDataset(name=PROCEDURAL, source=procedural.ProceduralEvalSource(scenes), skipped=[],
                      prepared_dir="", has_depth=True)
 

@@ -10,6 +10,10 @@ Records (same format as the real training sources):
   {'image': uint8 (H, W, 3), 'masks': bool (K, H, W) visible part of each object,
    'depth': float32 (H, W) relative inverse depth (larger = closer), 'name': str}
 Deterministic per (seed, split, index); 'train' and 'val' use disjoint random streams.
+
+The object depths are random levels, so one image shows them only through occlusion. With
+`depth='occlusion'` the records carry instead the depth the image does show (`occlusion_depth`):
+each visible object at its rank in the occlusion order, on the same ground plane.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ SPLITS = {"train": 0, "val": 1}
 DEPTH_LEVELS = np.linspace(0.3, 1.0, 12)  # object inverse depths: gap 0.064 between levels
 TILT = 0.015        # max in-object depth variation (< half a level gap, keeps order strict)
 SHAPES = ("disk", "ellipse", "rectangle", "polygon")
+DEPTHS = ("true", "occlusion")
 
 
 def _texture(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, base: np.ndarray,
@@ -70,9 +75,12 @@ class ProceduralScenes:
 
   def __init__(self, num_scenes: int = 1000, seed: int = 0, split: str = "train",
                size: tuple[int, int] = (120, 160), num_objects: tuple[int, int] = (3, 6),
-               min_area: int = 80):
+               min_area: int = 80, depth: str = "true"):
     if split not in SPLITS:
       raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if depth not in DEPTHS:
+      raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+    self.depth = depth
     self.num_scenes = int(num_scenes)
     self.seed = int(seed)
     self.split = split
@@ -149,8 +157,38 @@ class ProceduralScenes:
     visible = [scene["owner"] == i for i in range(scene["amodal"].shape[0])]
     masks = [m for m in visible if m.sum() >= self.min_area]
     masks = np.stack(masks) if masks else np.zeros((0,) + self.size, bool)
-    return dict(image=scene["image"], masks=masks, depth=scene["depth"],
+    depth = scene["depth"] if self.depth == "true" else occlusion_depth(scene)
+    return dict(image=scene["image"], masks=masks, depth=depth,
                 name=f"procedural_{self.split}_{self.seed}_{index:06d}")
+
+
+def occlusion_ranks(owner: np.ndarray, amodal: np.ndarray) -> np.ndarray:
+  """(K,) int: each object's rank in the occlusion order the image shows, 0 for an object that
+  occludes no visible object, else 1 + the highest rank among those it occludes. Object j
+  occludes i when j covers part of i's shape while i stays visible elsewhere.
+
+  owner: (H, W) int32, -1 background, else the id of the object seen there (drawing order).
+  amodal: (K, H, W) bool, each object's whole shape.
+  """
+  k = amodal.shape[0]
+  visible = [bool(np.any(owner == i)) for i in range(k)]
+  ranks = np.zeros(k, np.int64)
+  for j in range(k):  # drawing order is far to near: whatever j occludes is ranked already
+    occluded = [i for i in range(j) if visible[i] and np.any(amodal[i] & (owner == j))]
+    if occluded:
+      ranks[j] = 1 + max(ranks[i] for i in occluded)
+  return ranks
+
+
+def occlusion_depth(scene: dict) -> np.ndarray:
+  """(H, W) float32: the relative inverse depth one image of `scene` (a `layout`) shows. The
+  ground plane where no object is; each visible object flat at DEPTH_LEVELS[0] + its occlusion
+  rank times the level gap. The object levels themselves are random, so no image shows them."""
+  ranks = occlusion_ranks(scene["owner"], scene["amodal"])
+  gap = DEPTH_LEVELS[1] - DEPTH_LEVELS[0]
+  owner = scene["owner"]
+  levels = (DEPTH_LEVELS[0] + gap * ranks).astype(np.float32)
+  return np.where(owner >= 0, levels[np.maximum(owner, 0)], scene["depth"]).astype(np.float32)
 
 
 class ProceduralEvalSource:

@@ -350,7 +350,8 @@ def make_source(config, split: str = "train"):
     from ois_jax.data_pipelines import procedural
     num = d.procedural_num_train if split == "train" else d.procedural_num_val
     return procedural.ProceduralScenes(num_scenes=num, seed=d.procedural_seed, split=split,
-                                       size=tuple(d.procedural_size), min_area=d.min_object_area)
+                                       size=tuple(d.procedural_size), min_area=d.min_object_area,
+                                       depth=d.get("procedural_depth", "true"))
   _check_data_dir(config.data_dir)
   try:
     from ois_jax.data_pipelines import train_datasets

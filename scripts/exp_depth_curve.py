@@ -7,6 +7,9 @@ weights as a converted-DAv2 checkpoint WORKDIR/stepN (usable as `model.depth_che
 by scripts/exp_recipe_stage2.py) with its held-out depth maps, WORKDIR/stepN_heldout_depth.png.
 
   python scripts/exp_depth_curve.py --workdir runs/depth_curve --set total_steps=3000
+
+--output-bias B starts the depth head's last conv bias at B instead of 0: at Flax's initial
+weights the final ReLU zeroes about 75 % of the output pixels, which then pass no gradient.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import checkpoint
@@ -29,10 +33,15 @@ def main():
   p.add_argument("--workdir", required=True)
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--every", type=int, default=300)
+  p.add_argument("--output-bias", type=float, default=None, metavar="B")
   args = p.parse_args()
   config = apply_overrides(depth_tiny_procedural.get_config(), args.set)
   model = DepthAnythingV2.from_config(dp.depth_config(config))
   params = dp.init_params(model, int(config.seed), config.train.get("layer_scale_init"))
+  if args.output_bias is not None:
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, v: jnp.full_like(v, args.output_bias)
+        if [k.key for k in path[-2:]] == ["output_conv2_2", "bias"] else v, params)
   tx = dp.make_optimizer(config)
   opt_state = tx.init(params)
   step_fn = jax.jit(dp.make_train_step(model, config, tx), donate_argnums=(0, 1))

@@ -4,6 +4,7 @@ error of maps built from the held-out scenes' own layout, on the 32 scenes the q
   python scripts/exp_depth_references.py
 
 Prints JSON: a constant map (exactly 1), the object-or-background map (the scenes' owner map),
+the depth one image shows (`procedural.occlusion_depth`: each object at its occlusion rank),
 the true depth averaged over each 14 x 14 patch and over each 7 x 7 block, and the true depth (0).
 """
 
@@ -32,13 +33,16 @@ def main():
   scenes = procedural.ProceduralScenes(num_scenes=len(batch["depth"]), seed=int(d.procedural_seed),
                                        split="val", size=tuple(d.procedural_size))
   size = int(config.model.input_size)
-  objects = []
+  objects, occlusion = [], []
   for i in range(len(scenes)):
     _, tf = transforms.preprocess(scenes[i]["image"], size)
-    objects.append(transforms.map_to_model((scenes.layout(i)["owner"] >= 0).astype(np.float32), tf))
+    layout = scenes.layout(i)
+    objects.append(transforms.map_to_model((layout["owner"] >= 0).astype(np.float32), tf))
+    occlusion.append(transforms.map_to_model(procedural.occlusion_depth(layout), tf))
   true, valid = batch["depth"], jnp.asarray(batch["valid"])
   error = lambda maps: round(float(dp.ssi_loss(jnp.asarray(maps), jnp.asarray(true), valid)), 4)
   print(json.dumps({"constant": error(np.zeros_like(true)), "object_or_background": error(np.stack(objects)),
+                    "occlusion_depth": error(np.stack(occlusion)),
                     "true_depth_per_14px_patch": error(block_mean(true, 14)),
                     "true_depth_per_7px_block": error(block_mean(true, 7)), "true_depth": error(true)},
                    indent=1))

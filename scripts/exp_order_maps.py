@@ -3,11 +3,13 @@ click, |R - R(click)| (R min-max normalised as in ois_jax.models.order), used al
 segmenter: the connected region around the click where the map is below a threshold, with the
 best threshold for each scene (an oracle: an upper bound on what the map alone says). Reported:
 its IoU with the target at the model input (112 px), over the quickstart's 100 held-out scenes.
-R is the scenes' true depth (`--depth true`) or a depth model's prediction (a converted DAv2
-checkpoint folder); `--depth distance` uses the distance to the click instead (the best disk
+R is the scenes' true depth (`--depth true`), the depth one image shows (`--depth occlusion`: each
+object at its occlusion rank, data_pipelines.procedural.occlusion_depth) or a depth model's
+prediction (a converted DAv2 checkpoint folder); `--depth distance` uses the distance to the click instead (the best disk
 around the click: the floor a depth map must beat to carry information about the object).
 
   python scripts/exp_order_maps.py --depth true
+  python scripts/exp_order_maps.py --depth occlusion
   python scripts/exp_order_maps.py --depth distance
   python scripts/exp_order_maps.py --depth quickstart_run/depth/checkpoint
 
@@ -42,13 +44,15 @@ def best_region_iou(scores: np.ndarray, target: np.ndarray, click: tuple[int, in
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--depth", required=True,
-                 help="'true', 'distance' or a converted DAv2 checkpoint folder")
+                 help="'true', 'occlusion', 'distance' or a converted DAv2 checkpoint folder")
   p.add_argument("--samples", type=int, default=100)
   args = p.parse_args()
   _, config = quickstart.build_configs()
   size = int(config.model.input_size)
   model = params = None
-  if args.depth not in ("true", "distance"):
+  if args.depth == "occlusion":
+    config.data.procedural_depth = "occlusion"   # the samples' 'depth'
+  elif args.depth not in ("true", "distance"):
     from ois_jax.models.depth import load_depth_model
     model, _, params = load_depth_model(args.depth)
   source = quickstart.heldout_scenes(config, args.samples)

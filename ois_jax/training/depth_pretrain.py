@@ -123,7 +123,8 @@ def make_depth_iterator(config, seed: int | None = None):
   d = config.data
   seed = int(config.seed if seed is None else seed) % 2**32
   scenes = procedural.ProceduralScenes(num_scenes=int(d.procedural_num_train), seed=int(d.procedural_seed),
-                                       split="train", size=tuple(d.procedural_size))
+                                       split="train", size=tuple(d.procedural_size),
+                                       depth=d.get("procedural_depth", "true"))
   ds = grain.MapDataset.source(scenes).shuffle(seed=seed).repeat(None)
   ds = ds.random_map(DepthSample(config.model.input_size, d.augment), seed=(seed + 0x5EED) % 2**32)
   ds = ds.batch(int(d.batch_size), drop_remainder=True)

@@ -68,6 +68,46 @@ def test_depth_follows_occlusion_order(scenes):
   assert occluded_pixels > 0  # the scenes really contain occlusions
 
 
+def test_occlusion_ranks_follow_what_covers_what():
+  # Three shapes drawn far to near: 1 covers part of 0, 2 covers part of 1, and 3 is apart.
+  amodal = np.zeros((4, 6, 12), bool)
+  amodal[0, :, 0:4] = amodal[1, :, 3:7] = amodal[2, :, 6:9] = amodal[3, :, 10:12] = True
+  owner = np.full((6, 12), -1, np.int32)
+  for k in range(4):
+    owner[amodal[k]] = k
+  np.testing.assert_array_equal(procedural.occlusion_ranks(owner, amodal), [0, 1, 2, 0])
+  # A completely hidden object gives no cue: the one over it stays at rank 0.
+  hidden = amodal.copy()
+  hidden[0] = False
+  hidden[0, :, 4:6] = True
+  owner_hidden = owner.copy()
+  owner_hidden[owner_hidden == 0] = -1
+  np.testing.assert_array_equal(procedural.occlusion_ranks(owner_hidden, hidden), [0, 0, 1, 0])
+
+
+def test_occlusion_depth_is_what_one_image_shows(scenes):
+  occlusion = procedural.ProceduralScenes(num_scenes=50, seed=3, size=(72, 96), min_area=40,
+                                          depth="occlusion")
+  for i in range(20):
+    lay = scenes.layout(i)
+    true_rec, occ_rec = scenes[i], occlusion[i]
+    np.testing.assert_array_equal(true_rec["image"], occ_rec["image"])
+    np.testing.assert_array_equal(true_rec["masks"], occ_rec["masks"])
+    depth, owner = occ_rec["depth"], lay["owner"]
+    assert depth.dtype == np.float32
+    np.testing.assert_array_equal(depth[owner < 0], lay["depth"][owner < 0])  # the ground plane
+    ranks = procedural.occlusion_ranks(owner, lay["amodal"])
+    gap = procedural.DEPTH_LEVELS[1] - procedural.DEPTH_LEVELS[0]
+    for k in np.unique(owner[owner >= 0]):
+      np.testing.assert_allclose(depth[owner == k], procedural.DEPTH_LEVELS[0] + gap * ranks[k], rtol=1e-6)
+      # Where the true depth puts k in front of a visible object it covers, so does this one.
+      for j in range(k):
+        if (owner == j).any() and (lay["amodal"][j] & (owner == k)).any():
+          assert ranks[k] > ranks[j]
+  with pytest.raises(ValueError, match="depth must be one of"):
+    procedural.ProceduralScenes(depth="estimated")
+
+
 def test_colour_is_ambiguous_between_objects(scenes):
   # Two colour families per scene: most scenes have two objects whose mean colours are close.
   close = 0

@@ -259,6 +259,18 @@ def test_procedural_make_source_and_eval_source():
   assert batch["depth"].shape == (3, SIZE, SIZE)
 
 
+def test_procedural_depth_key_reaches_training_and_evaluation():
+  from ois_jax.data_pipelines import eval_datasets
+  c = _config(dataset="procedural", procedural_num_train=4, procedural_num_val=3,
+              procedural_size=(48, 64), procedural_depth="occlusion")
+  train, val = training.make_source(c, "train"), eval_datasets.load("procedural", config=c).source
+  for source, scenes in ((train, train), (val, val.scenes)):
+    for i in range(len(source)):
+      expected = procedural.occlusion_depth(scenes.layout(i))
+      np.testing.assert_array_equal(source[i]["depth"], expected)
+      assert not np.array_equal(expected, scenes.layout(i)["depth"])
+
+
 def test_data_dir_without_images_names_the_folder(tmp_path):
   c = _config(dataset="bsds500")
   (tmp_path / "train" / "images").mkdir(parents=True)

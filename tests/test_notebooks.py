@@ -81,8 +81,10 @@ def test_notebook_format(path):
   assert code_cells > 0
 
 
-def _run(path: pathlib.Path, cache_dir: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, MPLBACKEND="Agg", OIS_JAX_DATA_CACHE=cache_dir, PYTHONUNBUFFERED="1")
+def _run(path: pathlib.Path, cache_dir: str, tmp_dir: str) -> subprocess.CompletedProcess:
+  # TMPDIR: what a notebook leaves in its temporary work dir stays under pytest's basetemp.
+  env = dict(os.environ, MPLBACKEND="Agg", OIS_JAX_DATA_CACHE=cache_dir, PYTHONUNBUFFERED="1",
+             TMPDIR=tmp_dir)
   try:
     return subprocess.run([sys.executable, "-c", RUNNER, path.name], cwd=NOTEBOOK_DIR, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -97,7 +99,8 @@ def notebook_runs(tmp_path_factory):
   cache_dir = str(tmp_path_factory.mktemp("tfds_cache"))
   pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
   # Longest first (03 trains and evaluates), so the two workers finish at about the same time.
-  futures = {p.name: pool.submit(_run, p, cache_dir) for p in sorted(NOTEBOOKS, reverse=True)}
+  futures = {p.name: pool.submit(_run, p, cache_dir, str(tmp_path_factory.mktemp(p.stem)))
+             for p in sorted(NOTEBOOKS, reverse=True)}
   yield futures
   pool.shutdown(wait=True, cancel_futures=True)
 

@@ -68,10 +68,7 @@ def load_procedural(config, num_scenes: int | None = None) -> EvalDataset:
   """
   from ois_jax.data_pipelines import procedural
   d = config.data
-  scenes = procedural.ProceduralScenes(
-      num_scenes=int(num_scenes or d.procedural_num_val), seed=int(d.procedural_seed), split="val",
-      size=tuple(d.procedural_size), min_area=int(d.min_object_area),
-      depth=d.get("procedural_depth", "true"))
+  scenes = procedural.scenes_from_config(d, "val", num_scenes or d.procedural_num_val)
   return EvalDataset(name=PROCEDURAL, source=procedural.ProceduralEvalSource(scenes), skipped=[],
                      prepared_dir="", has_depth=True)
 

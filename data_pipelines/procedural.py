@@ -191,6 +191,15 @@ def occlusion_depth(scene: dict) -> np.ndarray:
   return np.where(owner >= 0, levels[np.maximum(owner, 0)], scene["depth"]).astype(np.float32)
 
 
+def scenes_from_config(data, split: str, num_scenes: int, depth: str | None = None) -> ProceduralScenes:
+  """The scenes a config's `data` section describes (procedural_seed, procedural_size,
+  min_object_area, procedural_depth; a key a saved config lacks takes the class default).
+  depth: overrides data.procedural_depth (e.g. 'true' to score against the true depth)."""
+  return ProceduralScenes(num_scenes=int(num_scenes), seed=int(data.procedural_seed), split=split,
+                          size=tuple(data.procedural_size), min_area=int(data.get("min_object_area", 80)),
+                          depth=depth or data.get("procedural_depth", "true"))
+
+
 class ProceduralEvalSource:
   """One evaluation sample per scene: {'image', 'gt' int8 (H, W), 'depth', 'name'}.
 

@@ -349,9 +349,7 @@ def make_source(config, split: str = "train"):
   if d.dataset == "procedural":
     from ois_jax.data_pipelines import procedural
     num = d.procedural_num_train if split == "train" else d.procedural_num_val
-    return procedural.ProceduralScenes(num_scenes=num, seed=d.procedural_seed, split=split,
-                                       size=tuple(d.procedural_size), min_area=d.min_object_area,
-                                       depth=d.get("procedural_depth", "true"))
+    return procedural.scenes_from_config(d, split, num)
   _check_data_dir(config.data_dir)
   try:
     from ois_jax.data_pipelines import train_datasets

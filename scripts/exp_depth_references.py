@@ -30,8 +30,7 @@ def main():
   config = depth_tiny_procedural.get_config()
   batch = dp.heldout_batch(config)
   d = config.data
-  scenes = procedural.ProceduralScenes(num_scenes=len(batch["depth"]), seed=int(d.procedural_seed),
-                                       split="val", size=tuple(d.procedural_size))
+  scenes = procedural.scenes_from_config(d, "val", len(batch["depth"]), depth="true")
   size = int(config.model.input_size)
   objects, occlusion = [], []
   for i in range(len(scenes)):

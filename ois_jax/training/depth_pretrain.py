@@ -122,9 +122,7 @@ def make_depth_iterator(config, seed: int | None = None):
   from ois_jax.data_pipelines.training import normalize
   d = config.data
   seed = int(config.seed if seed is None else seed) % 2**32
-  scenes = procedural.ProceduralScenes(num_scenes=int(d.procedural_num_train), seed=int(d.procedural_seed),
-                                       split="train", size=tuple(d.procedural_size),
-                                       depth=d.get("procedural_depth", "true"))
+  scenes = procedural.scenes_from_config(d, "train", d.procedural_num_train)
   ds = grain.MapDataset.source(scenes).shuffle(seed=seed).repeat(None)
   ds = ds.random_map(DepthSample(config.model.input_size, d.augment), seed=(seed + 0x5EED) % 2**32)
   ds = ds.batch(int(d.batch_size), drop_remainder=True)
@@ -273,8 +271,7 @@ def heldout_batch(config, num_scenes: int = 32) -> dict:
   from ois_jax.data_pipelines import procedural
   d = config.data
   size = int(config.model.input_size)
-  scenes = procedural.ProceduralScenes(num_scenes=num_scenes, seed=int(d.procedural_seed), split="val",
-                                       size=tuple(d.procedural_size))
+  scenes = procedural.scenes_from_config(d, "val", num_scenes, depth="true")  # scored on the truth
   out = {"image": [], "rgb": [], "depth": [], "valid": []}
   for i in range(num_scenes):
     rec = scenes[i]

@@ -29,6 +29,15 @@ def default_cache_dir():
       os.path.expanduser("~"), ".cache", "ois_jax", "tfds")
 
 
+class _LocalDatasetInfo(tfds.core.DatasetInfo):
+  """DatasetInfo of a local-only builder: nothing is looked up on the tfds bucket."""
+
+  def initialize_from_bucket(self) -> None:
+    # tfds makes a temporary folder before it asks the bucket, and leaves it behind: one empty
+    # /tmp/tmp*tfds per builder of a not-yet-prepared dataset.
+    return None
+
+
 class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base: subclasses define `features()`, LAYOUT, `find_samples(root, split)`, `make_example(name, item)`.
 
@@ -53,7 +62,7 @@ class FolderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     raise NotImplementedError
 
   def _info(self):
-    return tfds.core.DatasetInfo(
+    return _LocalDatasetInfo(
         builder=self, features=self.features(), disable_shuffling=True,
         metadata=tfds.core.MetadataDict(), description=self.__doc__)
 

@@ -248,3 +248,15 @@ def test_hqseg44k_val_subsets(tmp_path):
     np.testing.assert_array_equal(samples[name]["gt"], gt)
     assert samples[name]["image"].shape == (12, 16, 3)
   assert ds.skipped == [("HRSOD", "subset folder missing")]
+
+
+def test_preparing_leaves_no_temporary_folder(tmp_path, monkeypatch):
+  import tempfile
+  scratch = tmp_path / "tmp"
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  root = tmp_path / "Berkeley"
+  write_image(str(root / "images" / "x.jpg"))
+  write_mask(str(root / "masks" / "x.png"), random_mask())
+  eval_datasets.load("berkeley", str(root), cache_dir=str(tmp_path / "cache"))
+  assert sorted(p.name for p in scratch.iterdir()) == []

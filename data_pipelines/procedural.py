@@ -26,6 +26,7 @@ DEPTH_LEVELS = np.linspace(0.3, 1.0, 12)  # object inverse depths: gap 0.064 bet
 TILT = 0.015        # max in-object depth variation (< half a level gap, keeps order strict)
 SHAPES = ("disk", "ellipse", "rectangle", "polygon")
 DEPTHS = ("true", "occlusion")
+MIN_AREA = 80       # smallest visible object (pixels) a training record keeps
 
 
 def _texture(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, base: np.ndarray,
@@ -75,7 +76,7 @@ class ProceduralScenes:
 
   def __init__(self, num_scenes: int = 1000, seed: int = 0, split: str = "train",
                size: tuple[int, int] = (120, 160), num_objects: tuple[int, int] = (3, 6),
-               min_area: int = 80, depth: str = "true"):
+               min_area: int = MIN_AREA, depth: str = DEPTHS[0]):
     if split not in SPLITS:
       raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     if depth not in DEPTHS:
@@ -196,8 +197,8 @@ def scenes_from_config(data, split: str, num_scenes: int, depth: str | None = No
   min_object_area, procedural_depth; a key a saved config lacks takes the class default).
   depth: overrides data.procedural_depth (e.g. 'true' to score against the true depth)."""
   return ProceduralScenes(num_scenes=int(num_scenes), seed=int(data.procedural_seed), split=split,
-                          size=tuple(data.procedural_size), min_area=int(data.get("min_object_area", 80)),
-                          depth=depth or data.get("procedural_depth", "true"))
+                          size=tuple(data.procedural_size), min_area=int(data.get("min_object_area", MIN_AREA)),
+                          depth=depth or data.get("procedural_depth", DEPTHS[0]))
 
 
 class ProceduralEvalSource:

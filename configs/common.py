@@ -79,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
   d.procedural_size = (120, 160)  # (H, W) of a procedural scene
   d.procedural_seed = 0
   d.procedural_depth = "true"     # the scenes' depth: true | occlusion (what one image shows)
+  d.procedural_world = "camera"   # camera (a pinhole camera over a ground plane) | levels (random depth levels)
 
   # --- optimisation ----------------------------------------------------------------------
   t = c.train = ml_collections.ConfigDict()
@@ -86,6 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
   t.lr_decay_steps = (0.9,)    # fractions of total_steps where lr is multiplied by 0.1
   t.weight_decay = 0.0
   t.log_every = 10
+  # The frozen encoder + depth head run once per distinct training image and their outputs are
+  # reused (host memory per image; needs data.augment=False): training/frozen_cache.py.
+  t.cache_frozen_outputs = False
   t.keep_checkpoints = 3
   t.best_metric = "NoC90"      # retention: also keep the best checkpoint by this (lower is better)
   t.mesh_shape = (-1, 1)       # (data, fsdp); -1 takes the remaining devices

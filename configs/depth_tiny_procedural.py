@@ -29,6 +29,7 @@ def get_config():
   d.procedural_size = (120, 160)
   d.procedural_seed = 0
   d.procedural_depth = "true"  # the training target: true | occlusion (the held-out score: true)
+  d.procedural_world = "camera"  # camera | levels (data_pipelines/procedural.py)
   d.batch_size = 8
   d.augment = False            # the scenes are varied already; evaluation sees them unaugmented
   d.num_threads = 2

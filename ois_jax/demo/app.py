@@ -67,10 +67,12 @@ class PageState:
     shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def gallery_scenes(count: int = GALLERY_SCENES, seed: int = 0) -> list[tuple[np.ndarray, str]]:
-  """Held-out procedural scenes for the gallery: (image (120, 160, 3) uint8, caption)."""
+def gallery_scenes(count: int = GALLERY_SCENES, seed: int = 0,
+                   world: str = "levels") -> list[tuple[np.ndarray, str]]:
+  """Held-out procedural scenes for the gallery: (image (120, 160, 3) uint8, caption).
+  world: the procedural world; 'levels' is the one the bundled ois-tiny-procedural knows."""
   from ois_jax.data_pipelines.procedural import ProceduralScenes
-  scenes = ProceduralScenes(count, seed=seed, split="val")
+  scenes = ProceduralScenes(count, seed=seed, split="val", world=world)
   return [(scenes.layout(i)["image"], f"scene {i}") for i in range(count)]
 
 

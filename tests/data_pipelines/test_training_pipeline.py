@@ -28,7 +28,7 @@ def _config(**data):
 
 @pytest.fixture(scope="module")
 def scenes():
-  return procedural.ProceduralScenes(num_scenes=12, seed=1, size=(60, 80), min_area=30)
+  return procedural.ProceduralScenes(num_scenes=12, seed=1, size=(60, 80), min_area=30, world="levels")
 
 
 def _take(it, n):

@@ -62,12 +62,14 @@ def make_config(standin):
   every 2, no validation (shared by the workers and the 1-process reference).
 
   A skipped record is replaced from the process's own next rows, so batches match a 1-process
-  run only without skips: the minimum object area suits the 32-px input (the tests check that
+  run only without skips: the minimum object area suits the 32-px input, and the levels world's
+  objects are large enough for it (the camera world's far objects are not; the tests check that
   nothing was skipped).
   """
   cfg = standin.config(size=32, batch=4)
   cfg.data.dataset = "procedural"
   cfg.data.min_object_area = 20
+  cfg.data.procedural_world = "levels"
   cfg.data.procedural_num_train = 16
   cfg.data.procedural_size = (48, 64)
   cfg.data.num_threads = 0

@@ -55,6 +55,10 @@ def get_config():
   t.learning_rate = 1e-3
   t.lr_decay_steps = (0.8,)
   t.log_every = 25
+  # Unaugmented scenes: the frozen encoder + depth head run once per scene, not once per step
+  # (training/frozen_cache.py; same gradients; a step 278 -> 235 ms on 2 cores, ~350 MiB host;
+  # benchmarks/stage2_profile.py, docs/results.md).
+  t.cache_frozen_outputs = True
   e = c.eval
   e.batch_size = 10
   e.num_samples = 0   # the quickstart evaluates after training (stage 3)

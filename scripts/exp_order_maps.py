@@ -12,6 +12,7 @@ around the click: the floor a depth map must beat to carry information about the
   python scripts/exp_order_maps.py --depth occlusion
   python scripts/exp_order_maps.py --depth distance
   python scripts/exp_order_maps.py --depth quickstart_run/depth/checkpoint
+  python scripts/exp_order_maps.py --depth true --input-size 224
 
 Prints JSON: mean and median best IoU, and the share of scenes with best IoU >= 0.9.
 """
@@ -41,21 +42,19 @@ def best_region_iou(scores: np.ndarray, target: np.ndarray, click: tuple[int, in
   return best
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--depth", required=True,
-                 help="'true', 'occlusion', 'distance' or a converted DAv2 checkpoint folder")
-  p.add_argument("--samples", type=int, default=100)
-  args = p.parse_args()
+def order_map_scores(depth: str, samples: int = 100, input_size: int | None = None) -> dict:
+  """The JSON record of the module docstring for one --depth choice."""
   _, config = quickstart.build_configs()
   size = int(config.model.input_size)
   model = params = None
-  if args.depth == "occlusion":
+  if depth == "occlusion":
     config.data.procedural_depth = "occlusion"   # the samples' 'depth'
-  elif args.depth not in ("true", "distance"):
+  elif depth not in ("true", "distance"):
     from ois_jax.models.depth import load_depth_model
-    model, _, params = load_depth_model(args.depth)
-  source = quickstart.heldout_scenes(config, args.samples)
+    model, depth_config, params = load_depth_model(depth)
+    size = int(depth_config.input_size)
+  size = input_size or size
+  source = quickstart.heldout_scenes(config, samples)
   ious = []
   for i in range(len(source)):
     s = source[i]
@@ -65,21 +64,33 @@ def main():
     y, x0, _ = clicker.next_click(gt, np.zeros(gt.shape, bool), np.zeros(gt.shape, bool))
     my, mx = np.round(tf.to_model_coords([y, x0])).astype(int)
     target = transforms.map_to_model(gt == 1, tf)[:h, :w] > 0.5
-    if args.depth == "distance":
+    if depth == "distance":
       yy, xx = np.mgrid[0:h, 0:w]
       scores = np.hypot(yy - my, xx - mx)
     else:
       if model is None:
-        depth = transforms.map_to_model(s["depth"], tf)
+        d = transforms.map_to_model(s["depth"], tf)
       else:
-        depth = np.asarray(model.forward(params, jnp.asarray(x)[None]))[0]
-      r = np.asarray(order.normalize_depth(jnp.asarray(depth)[None]))[0]
+        d = np.asarray(model.forward(params, jnp.asarray(x)[None]))[0]
+      r = np.asarray(order.normalize_depth(jnp.asarray(d)[None]))[0]
       scores = np.abs(r[:h, :w] - r[my, mx])
     ious.append(best_region_iou(scores, target, (my, mx)))
   ious = np.asarray(ious)
-  print(json.dumps({"depth": args.depth, "samples": len(ious), "best_iou_mean": round(float(ious.mean()), 4),
-                    "best_iou_median": round(float(np.median(ious)), 4),
-                    "share_ge_0.9": round(float((ious >= 0.9).mean()), 3)}))
+  return {"depth": depth, "input_size": size, "samples": len(ious),
+          "best_iou_mean": round(float(ious.mean()), 4),
+          "best_iou_median": round(float(np.median(ious)), 4),
+          "share_ge_0.9": round(float((ious >= 0.9).mean()), 3)}
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--depth", required=True,
+                 help="'true', 'occlusion', 'distance' or a converted DAv2 checkpoint folder")
+  p.add_argument("--samples", type=int, default=100)
+  p.add_argument("--input-size", type=int, default=None,
+                 help="model input (default: the checkpoint's, else the quickstart's)")
+  args = p.parse_args()
+  print(json.dumps(order_map_scores(args.depth, args.samples, args.input_size)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ encode_image (per image; images (B, S, S, 3) ImageNet-normalised):
     normalised per image to [0, 1] (OUR CHOICE, see order.py)
   image_proj: level 4 -> F (B, T, C), T = g*g (the image features the prompts attend to)
   seg_head.prepare: levels 1-3 -> skip features of refinenet1-3 (nothing there depends on clicks)
+  = image_state(frozen_outputs(images)): `frozen_outputs` (encoder levels + normalised depth) is
+  a function of the image alone, so training may cache it per image (train.cache_frozen_outputs)
 
 decode (per click):
   D = dense disk maps -> stride-14 conv (B, T, C); F <- F + D                       [use_dense]
@@ -218,6 +220,14 @@ class OIS(nn.Module):
     Returns the image state: depth (B, S, S) f32 in [0, 1], features (B, T, C), level4
     (B, g, g, D), skip1 (B, 4g, 4g, F), skip2 (B, 2g, 2g, F), skip3 (B, g, g, F).
     """
+    return self.image_state(self.frozen_outputs(images, depth))
+
+  def frozen_outputs(self, images, depth=None):
+    """The frozen part of `encode_image` (encoder, depth head), under stop_gradient.
+
+    Returns {'levels': 4 encoder levels (B, g, g, D), 'depth': (B, S, S) f32 in [0, 1]}: a
+    function of the image (and external depth) alone, so training may compute it once per image.
+    """
     c = self.config
     b, s = images.shape[0], c.input_size
     if images.shape[1:] != (s, s, 3):
@@ -228,7 +238,14 @@ class OIS(nn.Module):
     elif depth is None or depth.shape != (b, s, s):
       raise ValueError(f"depth_source='external' needs depth of shape ({b}, {s}, {s}), got "
                        f"{None if depth is None else depth.shape}")
-    state = {"depth": order.normalize_depth(depth),
+    return {"levels": tuple(feats), "depth": order.normalize_depth(depth)}
+
+  def image_state(self, frozen):
+    """The trainable part of `encode_image`: image_proj and seg_head.prepare on `frozen_outputs`."""
+    c = self.config
+    feats = frozen["levels"]
+    b = feats[3].shape[0]
+    state = {"depth": frozen["depth"],
              "features": self.image_proj(feats[3]).reshape(b, c.grid**2, c.prompt_dim),
              "level4": feats[3]}
     state.update(self.seg_head.prepare(*feats[:3]))
@@ -312,6 +329,16 @@ def _jitted_init(model: OIS):
 def encode_image(model: OIS, params: dict, images, depth=None) -> dict:
   """Per-image state (see OIS.encode_image)."""
   return model.apply({"params": params}, images, depth, method=OIS.encode_image)
+
+
+def frozen_outputs(model: OIS, params: dict, images, depth=None) -> dict:
+  """The encoder levels and normalised depth (see OIS.frozen_outputs); only the frozen params are read."""
+  return model.apply({"params": params}, images, depth, method=OIS.frozen_outputs)
+
+
+def image_state(model: OIS, params: dict, frozen: dict) -> dict:
+  """The image state from `frozen_outputs` (see OIS.image_state): what `encode_image` returns."""
+  return model.apply({"params": params}, frozen, method=OIS.image_state)
 
 
 def decode(model: OIS, params: dict, image_state: dict, clicks: prompts.Clicks, prev_mask=None,

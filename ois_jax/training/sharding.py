@@ -128,11 +128,13 @@ def batch_shards(config, mesh: Mesh) -> int:
 
 
 def shard_batch(batch: dict, config, mesh: Mesh) -> dict:
-  """Host batch (this process's share) -> global jax.Arrays sharded over the batch axes."""
+  """Host batch (this process's share; a nested dict of arrays) -> global jax.Arrays sharded
+  over the batch axes."""
   sharding = batch_sharding(config, mesh)
-  out = {}
-  for key, value in batch.items():
+
+  def put(value):
     value = np.asarray(value)
     spec = P(*(tuple(sharding.spec) + (None,) * (value.ndim - 1)))
-    out[key] = jax.make_array_from_process_local_data(NamedSharding(mesh, spec), value)
-  return out
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), value)
+
+  return jax.tree.map(put, batch)

@@ -32,6 +32,9 @@ class ModelFns:
   decode: Callable[..., jax.Array]                 # (model, params, state, clicks, prev, has_prev) -> logits
   make_clicks: Callable[[jax.Array, jax.Array], Any]  # (coords (B, N, 2), valid (B, N)) -> clicks
   init_from_depth: Callable[[Any, Any], Any] | None = None  # (params, DAv2 params) -> params
+  # encode_image = image_state(frozen_outputs(...)), split for train.cache_frozen_outputs:
+  frozen_outputs: Callable[..., Any] | None = None  # (model, params, images, depth) -> frozen
+  image_state: Callable[..., Any] | None = None     # (model, params, frozen) -> image state
 
 
 def ois_fns() -> ModelFns:
@@ -40,7 +43,8 @@ def ois_fns() -> ModelFns:
   return ModelFns(build_model=ois.build_model, init_params=ois.init_params,
                   trainable_mask=ois.trainable_mask, encode_image=ois.encode_image, decode=ois.decode,
                   make_clicks=lambda coords, valid: prompts.Clicks(coords=coords, valid=valid),
-                  init_from_depth=ois.init_from_depth)
+                  init_from_depth=ois.init_from_depth, frozen_outputs=ois.frozen_outputs,
+                  image_state=ois.image_state)
 
 
 def create_train_state(model, config, fns, mesh, rng, depth_params=None):
@@ -67,7 +71,11 @@ def create_train_state(model, config, fns, mesh, rng, depth_params=None):
 
 
 def make_train_step(model, config, fns, tx, trainable_mask):
-  """`train_step(state, batch, rng) -> (state, metrics)`, a pure function (not yet jitted)."""
+  """`train_step(state, batch, rng) -> (state, metrics)`, a pure function (not yet jitted).
+
+  A batch with 'frozen' (the frozen encoder's outputs, `frozen_cache.FrozenOutputCache`) in
+  place of 'image' and 'depth' skips the encoder and the depth head: same loss and gradients.
+  """
   max_rounds = int(config.data.max_iterative_rounds)
   num_positive = int(config.model.num_positive_slots)
   threshold = float(config.eval.threshold)
@@ -83,7 +91,10 @@ def make_train_step(model, config, fns, tx, trainable_mask):
 
     def loss_fn(params):
       params = optim.freeze(params, trainable_mask)
-      image_state = fns.encode_image(model, params, batch["image"], depth)
+      if "frozen" in batch:
+        image_state = fns.image_state(model, params, batch["frozen"])
+      else:
+        image_state = fns.encode_image(model, params, batch["image"], depth)
       # The no-gradient rounds see constants only, so no tangents enter the while_loop.
       params_sg = jax.lax.stop_gradient(params)
       image_state_sg = jax.lax.stop_gradient(image_state)

@@ -23,7 +23,7 @@ import time
 import jax
 
 from ois_jax.errors import DataError, OISError
-from ois_jax.training import checkpointing, distributed, sharding, train_step as ts
+from ois_jax.training import checkpointing, distributed, frozen_cache, sharding, train_step as ts
 from ois_jax.training import workdir as workdir_lib
 
 
@@ -205,6 +205,8 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
       workdir_lib.check_resume(config, workdir, log)
     data = make_data(config)  # before anything compiles: bad data fails in seconds
     model = fns.build_model(config.model)
+    cache = (frozen_cache.FrozenOutputCache(model, config, fns, log)
+             if config.train.get("cache_frozen_outputs", False) else None)
     depth_checkpoint = config.model.get("depth_checkpoint") or ""
     depth_params = None
     if depth_checkpoint and not resuming:  # on resume the weights come from the checkpoint
@@ -235,7 +237,7 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
     validate = make_validation(config, model, fns)
     with StopSignals() as signals:
       summary = _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, stop_at,
-                      signals, quiet, log)
+                      signals, quiet, log, cache)
   except Exception as e:  # a full disk surfaces from many places (orbax, TensorBoard, JSON files)
     if workdir_lib.is_disk_full(e):
       raise DiskFull(_disk_full_message(workdir, ckpt)) from None
@@ -263,8 +265,9 @@ def _close_quietly(ckpt) -> None:
 
 
 def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, stop_at, signals,
-          quiet, log):
-  """The steps from `start + 1` to the end; returns the summary dict."""
+          quiet, log, cache=None):
+  """The steps from `start + 1` to the end; returns the summary dict. `cache`: a
+  `frozen_cache.FrozenOutputCache` (train.cache_frozen_outputs) or None."""
   total = int(config.total_steps)
   batch_size = int(config.data.batch_size)
   rng = jax.random.key(int(config.seed) + 1)  # folded with the step inside the train step
@@ -282,7 +285,10 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
   try:
     end = total if stop_at is None else min(total, int(stop_at))
     for step in range(start + 1, end + 1):
-      batch = sharding.shard_batch(next(data), config, mesh)
+      batch = next(data)
+      if cache is not None:
+        batch = cache(batch, state["params"])
+      batch = sharding.shard_batch(batch, config, mesh)
       state, metrics = step_fn(state, batch, rng)
       if saving:  # the previous step's save commits now, not whenever orbax gets to it
         ckpt.wait()
@@ -321,7 +327,7 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
       exports.final(step, state["params"], complete=step == total)
   finally:
     logger.close()
-  stats = dict(getattr(data, "stats", {}) or {})
+  stats = dict(getattr(data, "stats", {}) or {}, **(cache.stats if cache is not None else {}))
   skipped = {k: v for k, v in stats.items() if k.startswith("skipped") or k == "small_segments"}
   if skipped:
     log(f"input pipeline: {stats.get('records', '?')} records read; skipped and counted: "

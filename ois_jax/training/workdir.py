@@ -33,6 +33,7 @@ DAMAGED = "checkpoints_damaged"
 SAFE_TO_CHANGE = (
     "name", "total_steps", "checkpoint_every", "data_dir",
     "train.learning_rate", "train.lr_decay_steps", "train.log_every", "train.keep_checkpoints",
+    "train.cache_frozen_outputs",
     "train.best_metric", "train.mesh_shape", "train.mesh_axes", "train.logical_axis_rules",
     "train.fsdp_min_size", "train.distributed", "train.coordinator_address", "train.num_processes",
     "train.process_id", "train.distributed_timeout_s",

@@ -72,7 +72,8 @@ def trainable_mask(params):
 
 FNS = types.SimpleNamespace(init_params=init_params, encode_image=encode_image, decode=decode,
                             trainable_mask=trainable_mask, make_clicks=lambda c, v: (c, v),
-                            build_model=build)
+                            build_model=build, frozen_outputs=encode_image,  # all of it is frozen
+                            image_state=lambda model, params, frozen: frozen)
 
 
 class ToyData:

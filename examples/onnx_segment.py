@@ -226,6 +226,8 @@ def main(argv=None) -> int:
   parser.add_argument("--threshold", type=float, help="default: the manifest's")
   args = parser.parse_args(argv)
   try:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:  # NaN fails this too
+      raise SegmentError(f"--threshold must be in [0, 1], got {args.threshold}")
     clicks = [parse_click(c) for c in args.click]
     if not clicks:
       raise SegmentError("give at least one --click y,x,+")

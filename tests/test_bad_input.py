@@ -66,6 +66,17 @@ def test_segment_bad_clicks_are_found_before_the_model_is_built(tiny_checkpoint,
   assert needle in one_line(capsys)
 
 
+@pytest.mark.parametrize("threshold", ["-0.5", "2", "nan"])
+def test_segment_threshold_outside_0_1_is_refused_before_the_model_is_built(
+    tiny_checkpoint, tmp_path, capsys, monkeypatch, threshold):
+  monkeypatch.setattr(ois, "build_model", lambda *a: pytest.fail("the model was built"))
+  argv = ["segment", tiny_checkpoint["image"], "--checkpoint", tiny_checkpoint["ckpt"],
+          "--click", "5,5,+", "--threshold", threshold, "--out", str(tmp_path / "m.png")]
+  assert cli.main(argv) == 1
+  assert f"--threshold must be in [0, 1], got {float(threshold)}" in one_line(capsys)
+  assert not (tmp_path / "m.png").exists()
+
+
 @pytest.mark.parametrize("out,needle", [("folder", "is a folder"), ("mask.xyz", "unknown file type")])
 def test_segment_bad_outputs(tiny_checkpoint, tmp_path, capsys, out, needle):
   (tmp_path / "folder").mkdir()

@@ -19,6 +19,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, random_ok: bool = True)
                       help="config override, e.g. eval.threshold=0.5 (repeatable)")
 
 
+def check_probability(value, name: str) -> None:
+  """ConfigError unless `value` is None or a number in [0, 1] (NaN is refused too)."""
+  if value is not None and not 0.0 <= float(value) <= 1.0:
+    raise ConfigError(f"{name} must be in [0, 1], got {value}")
+
+
 def parse_with_overrides(parser: argparse.ArgumentParser, argv):
   """parse_args, with `--config.KEY=VALUE` items moved into args.set."""
   argv = list(argv or [])

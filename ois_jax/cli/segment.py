@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   args = _common.parse_with_overrides(build_parser(), argv)
   # Everything that can be checked without the model is checked first (seconds, not a compile).
+  _common.check_probability(args.threshold, "--threshold")
   _common.check_output(args.out, args.overwrite, MASK_EXTENSIONS)
   if args.prob_out:
     _common.check_output(args.prob_out, args.overwrite, (".npy",), what="--prob-out")
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
   predictor.set_image(image)
   prob = predictor.predict(clicks)
   threshold = float(config.eval.threshold if args.threshold is None else args.threshold)
+  _common.check_probability(threshold, "eval.threshold")
   mask = (prob > threshold).astype(np.uint8) * 255
   _common.make_parent(args.out)
   Image.fromarray(mask).save(args.out)

@@ -67,3 +67,14 @@ def test_example_rejects_bad_clicks(onnx_export, scene_image, tmp_path, capsys, 
   err = capsys.readouterr().err
   assert message in err and len(err.strip().splitlines()) == 1
   assert not (tmp_path / "m.png").exists()
+
+
+@pytest.mark.parametrize("threshold", ["-0.5", "2", "nan"])
+def test_example_refuses_a_threshold_outside_0_1(onnx_export, scene_image, tmp_path, capsys, threshold):
+  example = L.load_example()
+  argv = [onnx_export, scene_image, "--click", "1,1,+", "--threshold", threshold,
+          "--out", str(tmp_path / "m.png")]
+  assert example.main(argv) == 1
+  err = capsys.readouterr().err
+  assert f"--threshold must be in [0, 1], got {float(threshold)}" in err
+  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m.png").exists()

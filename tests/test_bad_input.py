@@ -77,6 +77,13 @@ def test_segment_threshold_outside_0_1_is_refused_before_the_model_is_built(
   assert not (tmp_path / "m.png").exists()
 
 
+def test_segment_refuses_a_seed_with_weights(tiny_checkpoint, tmp_path, capsys):
+  argv = ["segment", tiny_checkpoint["image"], "--checkpoint", tiny_checkpoint["ckpt"],
+          "--click", "5,5,+", "--seed", "3", "--out", str(tmp_path / "m.png")]
+  assert cli.main(argv) == 1
+  assert "--seed chooses random weights" in one_line(capsys)
+
+
 @pytest.mark.parametrize("out,needle", [("folder", "is a folder"), ("mask.xyz", "unknown file type")])
 def test_segment_bad_outputs(tiny_checkpoint, tmp_path, capsys, out, needle):
   (tmp_path / "folder").mkdir()
@@ -178,6 +185,15 @@ def test_depth_bit_flipped_params_is_one_line(dav2_checkpoint, tmp_path, capsys)
   assert cli.main(["depth", str(tmp_path / "i.png"), "--checkpoint", str(damaged),
                    "--out", str(tmp_path / "d.npy")]) == 1
   assert "corrupt or truncated" in one_line(capsys)
+
+
+@pytest.mark.parametrize("size", ["0", "-14", "13"])
+def test_depth_input_size_below_a_patch_is_refused_not_replaced(dav2_checkpoint, tmp_path, capsys, size):
+  Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "img.png")
+  assert cli.main(["depth", str(tmp_path / "img.png"), "--checkpoint", dav2_checkpoint,
+                   "--input-size", size, "--out", str(tmp_path / "d.npy")]) == 1
+  assert f"--input-size {size} is below the 14-pixel patch size" in one_line(capsys)
+  assert not (tmp_path / "d.npy").exists()
 
 
 def test_depth_extreme_aspect_ratio_is_refused(dav2_checkpoint, tmp_path, capsys):

@@ -10,7 +10,7 @@ import os
 import time
 
 from ois_jax.cli import _log
-from ois_jax.errors import OISError
+from ois_jax.errors import ConfigError, OISError
 
 log = logging.getLogger("ois_jax.depth")
 
@@ -45,9 +45,9 @@ def main(argv: list[str]) -> int:
   image = io.load_image(args.image)  # fail on a bad image before loading the model
   log.info("loaded %s (%d x %d)", args.image, image.shape[0], image.shape[1])
   model, config, params = load_depth_model(args.checkpoint)
-  input_size = args.input_size or config.input_size
+  input_size = config.input_size if args.input_size is None else args.input_size
   if input_size < 14:
-    raise OISError(f"--input-size {input_size} is below the 14-pixel patch size")
+    raise ConfigError(f"--input-size {input_size} is below the 14-pixel patch size")
   log.info("model DepthAnythingV2 %s; compiling and running at input size %d", config.variant, input_size)
   start = time.time()
   depth = model.infer_image(params, image, input_size)

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from ois_jax.cli import _common
-from ois_jax.errors import ClickError
+from ois_jax.errors import ClickError, ConfigError
 
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--prob-out", help="also save the (H, W) float32 probabilities as .npy")
   parser.add_argument("--threshold", type=float, default=None,
                       help="mask = prob > threshold (default: the config's eval.threshold, 0.49)")
-  parser.add_argument("--seed", type=int, default=0, help="random init seed (--config only)")
+  parser.add_argument("--seed", type=int, default=None,
+                      help="random init seed (--config without weights only; default 0)")
   parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
   return parser
 
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
   args = _common.parse_with_overrides(build_parser(), argv)
   # Everything that can be checked without the model is checked first (seconds, not a compile).
   _common.check_probability(args.threshold, "--threshold")
+  if args.seed is not None and (args.checkpoint or args.model):
+    raise ConfigError("--seed chooses random weights; it means nothing with --checkpoint or --model")
   _common.check_output(args.out, args.overwrite, MASK_EXTENSIONS)
   if args.prob_out:
     _common.check_output(args.prob_out, args.overwrite, (".npy",), what="--prob-out")
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
 
   from ois_jax.predictor import Predictor
   config, params, source = _common.load_model(args)
-  predictor = Predictor.from_config(config, params=params, seed=args.seed)
+  predictor = Predictor.from_config(config, params=params, seed=args.seed or 0)
   print(f"weights: {source}")
   predictor.set_image(image)
   prob = predictor.predict(clicks)

@@ -144,7 +144,7 @@ class SampleTransform:
     if any(a is not None and a.shape[-2:] != image.shape[:2]
            for a in (masks if masks.shape[0] else None, depth, ignore)):
       return {"skip": "size_mismatch", "name": name}
-    areas = masks.reshape(masks.shape[0], -1).sum(1)
+    areas = masks.sum(axis=tuple(range(1, masks.ndim)))  # (K,); a record may hold no object
     usable = np.flatnonzero(areas >= self.min_area)
     num_small = int(masks.shape[0] - usable.size)
     if usable.size == 0:

@@ -174,6 +174,8 @@ def _bad_and_good_records():
       {"image": good[0]["image"], "masks": np.zeros((1, 40, 50), bool), "name": "empty"},
       {"image": good[0]["image"], "masks": np.ones((1, 30, 50), bool), "name": "mismatch"},
       {"image": good[0]["image"], "name": "no masks at all"},
+      {"image": good[0]["image"], "masks": np.zeros((0, 40, 50), bool), "name": "zero objects"},
+      {"image": good[0]["image"], "masks": [], "name": "an empty list of objects"},
   ]
   return records
 

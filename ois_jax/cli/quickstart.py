@@ -14,10 +14,11 @@
            initial model, the trained model and the ablation: the Table-1 layout printed and in
            DIR/table.txt, the mIoU-vs-clicks plot DIR/miou_vs_clicks.png, DIR/metrics.json.
 
-Fixed step counts and seeds: the same command gives the same figures on any machine (no wall-clock
-limit). Running it again on the same DIR reuses what is done (stage 1, finished training) and
-evaluates again; a DIR holding anything else is refused. The model is one of the procedural world,
-not of photographs: those need real DepthAnythingV2 weights and real training data (README).
+Fixed step counts and seeds, no wall-clock limit: a rerun on the same machine gives the same
+figures (another CPU may round floats differently). Running it again on the same DIR reuses
+what is done (stage 1, finished training) and evaluates again; a DIR holding anything else is
+refused. The model is one of the procedural world, not of photographs: those need real
+DepthAnythingV2 weights and real training data (README).
 """
 
 import argparse

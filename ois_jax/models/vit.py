@@ -77,7 +77,7 @@ class PatchEmbed(nn.Module):
 # 518 px (N = 1370): 1.5, 2.5, 4 and 8 MB gave 0.99, 1.02, 0.86 and 0.91 s per ViT-S image.
 ATTENTION_BLOCK_BYTES = 4_000_000
 # The same on GPUs and TPUs, where each block should be one large matmul rather than fit a cache
-# (not tuned: no accelerator has run it yet). At 2044 px that is 7 blocks per head.
+# (an untuned starting point). At 2044 px that is 7 blocks per head.
 ACCELERATOR_BLOCK_BYTES = 2**28
 
 # `model.attention` values (see `self_attention`).

@@ -96,10 +96,10 @@ def base_config() -> ml_collections.ConfigDict:
   t.mesh_axes = ("data", "fsdp")
   t.logical_axis_rules = (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", None),
                           ("heads", None))
-  t.fsdp_min_size = 2 ** 14    # params with fewer elements stay replicated (see docs/training_loop.md)
+  t.fsdp_min_size = 2 ** 14    # params with fewer elements stay replicated (see docs/training.md)
   t.distributed = False        # multi-process training: jax.distributed.initialize() first
   # Unset (""/-1): $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES / $JAX_PROCESS_ID, else JAX's
-  # cluster detection (SLURM, Open MPI, Kubernetes, Cloud TPU). See docs/training_loop.md.
+  # cluster detection (SLURM, Open MPI, Kubernetes, Cloud TPU). See docs/training.md.
   t.coordinator_address = ""   # HOST:PORT of process 0
   t.num_processes = -1
   t.process_id = -1

@@ -1,7 +1,7 @@
 """Prepare a dataset ahead of time and print what was kept and skipped.
 
-    python -m ois_jax.data_pipelines eval grabcut ../shared/data/GrabCut
-    python -m ois_jax.data_pipelines train bsds500 ../shared/data/BSDS500 --split train
+    python -m ois_jax.data_pipelines eval grabcut /data/GrabCut
+    python -m ois_jax.data_pipelines train bsds500 /data/BSDS500 --split train
 """
 
 import argparse

@@ -7,7 +7,7 @@ likely, many are rare). Points are placed with distance-transform weights so the
 from region edges. The output uses the fixed-slot layout of `ois_jax.models.prompts.Clicks`:
 slots [0, num_pos) positive, [num_pos, num_pos + num_neg) negative; coords (y, x) float32.
 
-Choices (documented in docs/training.md):
+Choices (documented in docs/input_pipeline.md):
 - number of positives: 1 + k, k ~ p(k) ∝ gamma^k, k in [0, max_points); number of negatives:
   k ~ p(k) ∝ gamma^k, k in [0, max_points] (RITM's `generate_probs`).
 - first positive: uniform over the object's inner core (distance > max distance / 1.7, as

@@ -1,6 +1,6 @@
 """Evaluation samples: `load(name, data_dir) -> EvalDataset`, one sample per object.
 
-    ds = load("grabcut", "../shared/data/GrabCut")
+    ds = load("grabcut", "/data/GrabCut")
     len(ds); ds.source[0]  # {'image': uint8 (H, W, 3), 'gt': int8 (H, W) 1/0/-1, 'name': str}
     ds.skipped             # [(name, reason), ...] files left out at preparation
 

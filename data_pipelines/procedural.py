@@ -18,7 +18,7 @@ so occlusion agrees with depth. One image thus shows depth the way a photograph 
 object meets the ground, its size, its texture and its haze.
 
 `world='levels'`: the earlier world, each object at a random depth level that one image shows
-only through occlusion; kept for comparison (docs/results.md).
+only through occlusion; kept for comparison (ois_jax/proj/miniature/README.md).
 
 In both, a scene uses two colour/texture families, shared by the ground and several objects, so
 colour alone is ambiguous while depth separates touching look-alikes. Shapes are disks, ellipses,

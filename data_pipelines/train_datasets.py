@@ -1,6 +1,6 @@
 """Training images with their candidate objects: `load(name, data_dir, split) -> TrainDataset`.
 
-    ds = load('bsds500', '../shared/data/BSDS500', split='train')
+    ds = load('bsds500', '/data/BSDS500', split='train')
     sample = ds.source[0]       # ds[0] and len(ds) work too: the dataset is itself a source
     sample['image']       # uint8 (H, W, 3)
     sample['masks']       # bool (N, H, W): the candidate objects (area >= min_area), N >= 1

@@ -5,7 +5,8 @@ A config is an ml_collections ConfigDict from a Python file's `get_config()` (th
 
   configs/ois_tiny.py            a file path
   configs/ois_ablation.py:no_order,tiny   a file path with the argument of get_config(arg)
-  ois_tiny, ois_jax.configs.ois_tiny       a module name (the installed configs)
+  ois_tiny, ois_jax.configs.ois_tiny       a module name (the installed configs, and the
+                                           projects' configs, e.g. ois_tiny_procedural)
 
 and `KEY.SUB=VALUE` overrides (values parsed as Python literals, kept as strings for string keys,
 cast to the key's type otherwise). Every key must exist in the schema, `configs/common.py`'s
@@ -25,6 +26,8 @@ import ml_collections
 from ois_jax.errors import ConfigError
 
 PACKAGE = "ois_jax.configs"
+# Projects' configs (ois_jax/proj/*/configs) are found by name as well.
+PROJECT_PACKAGES = ("ois_jax.proj.miniature.configs",)
 
 
 def schema() -> ml_collections.ConfigDict:
@@ -76,20 +79,27 @@ def _module_for(spec: str):
     return module
   # Not a file here: an installed config by name (configs/ois_tiny.py works outside the repo too).
   name = os.path.splitext(os.path.basename(spec))[0] if spec.endswith(".py") else spec
-  name = name.removeprefix(f"{PACKAGE}.").removeprefix("configs.")
-  try:
-    return importlib.import_module(f"{PACKAGE}.{name}")
-  except ModuleNotFoundError:
-    raise ConfigError(f"--config {spec}: no such config file or module; installed configs: "
-                      f"{', '.join(available())}") from None
+  for package in (PACKAGE,) + PROJECT_PACKAGES:
+    name = name.removeprefix(f"{package}.")
+  name = name.removeprefix("configs.")
+  if name in available():
+    for package in (PACKAGE,) + PROJECT_PACKAGES:
+      try:
+        return importlib.import_module(f"{package}.{name}")
+      except ModuleNotFoundError:
+        continue
+  raise ConfigError(f"--config {spec}: no such config file or module; installed configs: "
+                    f"{', '.join(available())}")
 
 
 def available() -> list[str]:
   """Names of the installed config modules (ois_tiny, ois_vitb_1024, ...)."""
-  from ois_jax import configs
-  folder = os.path.dirname(configs.__file__)
-  return sorted(f[:-3] for f in os.listdir(folder)
-                if f.endswith(".py") and not f.startswith("_") and f != "common.py")
+  names = []
+  for package in (PACKAGE,) + PROJECT_PACKAGES:
+    folder = os.path.dirname(importlib.import_module(package).__file__)
+    names += [f[:-3] for f in os.listdir(folder)
+              if f.endswith(".py") and not f.startswith("_") and f != "common.py"]
+  return sorted(names)
 
 
 def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:

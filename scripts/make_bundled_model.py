@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from ois_jax import checkpoint, records
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.evaluation import evaluate
 
 NAME = "ois-tiny-procedural"
@@ -48,13 +48,13 @@ def main():
   if os.path.exists(out) and not args.overwrite:
     raise SystemExit(f"{out}: already exists; pass --overwrite to replace it")
 
-  depth, config = quickstart.build_configs()
+  depth, config = recipe.build_configs()
   eval_samples, max_clicks = 100, 20
-  settings = quickstart.settings_record(depth, config, eval_samples, max_clicks)
-  workdir = quickstart.prepare_workdir(args.workdir, settings)
-  depth_ckpt = quickstart.stage1(workdir, depth)
-  model, trained_config, params = quickstart.stage2(workdir, config, depth_ckpt, use_order=True)
-  samples = quickstart.heldout_scenes(config, eval_samples)
+  settings = recipe.settings_record(depth, config, eval_samples, max_clicks)
+  workdir = recipe.prepare_workdir(args.workdir, settings)
+  depth_ckpt = recipe.stage1(workdir, depth)
+  model, trained_config, params = recipe.stage2(workdir, config, depth_ckpt, use_order=True)
+  samples = recipe.heldout_scenes(config, eval_samples)
   # Stored as float16 (half the size; the fp32 weights are over the 5 MB budget) and loaded back
   # as float32 by `checkpoint.load_weights`: the card's metrics are those of the rounded weights.
   stored = jax.tree.map(lambda x: np.asarray(x, np.float16), params)
@@ -73,9 +73,9 @@ def main():
                "on the procedural depth scenes of ois_jax.data_pipelines.procedural: a model of that "
                "procedural world, not of photographs (photographs need real DepthAnythingV2 weights and "
                "real training data, see the README)."),
-      "recipe": {"stage1": "DepthAnythingV2 custom size (configs/depth_tiny_procedural.py), "
+      "recipe": {"stage1": "DepthAnythingV2 custom size (ois_jax/proj/miniature/configs/depth_tiny_procedural.py), "
                            f"{depth.total_steps} steps, scale-and-shift-invariant loss",
-                 "stage2": f"OIS (configs/ois_tiny_procedural.py), {config.total_steps} steps, encoder "
+                 "stage2": f"OIS (ois_jax/proj/miniature/configs/ois_tiny_procedural.py), {config.total_steps} steps, encoder "
                            "and depth head frozen, order maps from the depth head",
                  "seed": int(config.seed)},
       "input_size": int(config.model.input_size),

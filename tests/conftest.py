@@ -1,4 +1,4 @@
-"""Makes the shared test helpers importable by name.
+"""Makes the shared test helpers importable by name, and sets the data root of the tests.
 
 pytest runs with --import-mode=importlib, so test folders are not on sys.path; the helper
 modules (tests/shared_data.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py) are
@@ -13,3 +13,7 @@ for _folder in ("", "models", "evaluation"):
   _path = os.path.join(_HERE, _folder)
   if _path not in sys.path:
     sys.path.insert(0, _path)
+
+# The test configuration's data root: the benchmark folders beside the repository
+# (../shared/data), unless $OIS_DATA_ROOT names another. Subprocesses of the tests inherit it.
+os.environ.setdefault("OIS_DATA_ROOT", os.path.join(os.path.dirname(os.path.dirname(_HERE)), "shared", "data"))

@@ -1,8 +1,8 @@
 """`ois-jax evaluate`: the standard click-loop benchmark of a model on a dataset.
 
   ois-jax evaluate --model ois-tiny-procedural --dataset procedural --limit 100
-  ois-jax evaluate --checkpoint runs/vits --dataset grabcut --data-dir ../shared/data/GrabCut
-  ois-jax evaluate --config configs/ois_tiny.py --dataset davis345 --data-dir ../shared/data/DAVIS345
+  ois-jax evaluate --checkpoint runs/vits --dataset grabcut --data-dir /data/GrabCut
+  ois-jax evaluate --config configs/ois_tiny.py --dataset davis345 --data-dir /data/DAVIS345
 
 The model comes from --checkpoint (an export, a training workdir: its best step, else its latest,
 or one step WORKDIR/checkpoints/N), --model (a bundled model) or --config (random weights from the

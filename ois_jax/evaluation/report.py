@@ -44,18 +44,19 @@ def format_table(rows: Sequence[tuple[str, dict]]) -> str:
   return "\n".join(out)
 
 
-def _jsonable(value):
+def jsonable(value):
+  """A metric value as strict JSON takes it: NumPy scalars as Python numbers, NaN as None."""
   if isinstance(value, float) and math.isnan(value):
     return None  # strict JSON has no NaN
   if isinstance(value, (np.floating, np.integer)):
-    return _jsonable(value.item())
+    return jsonable(value.item())
   return value
 
 
 def metrics_record(result, dataset: str, checkpoint: str | None, config_name: str,
                    config: dict | None = None) -> dict:
   """The metrics.json content of an EvalResult."""
-  record = {k: _jsonable(v) for k, v in result.metrics.items()}
+  record = {k: jsonable(v) for k, v in result.metrics.items()}
   record.update(dataset=dataset, checkpoint=checkpoint, config=config_name,
                 skipped=[{"name": n, "reason": r} for n, r in result.skipped],
                 seconds=round(float(result.seconds), 3))

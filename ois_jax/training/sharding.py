@@ -60,7 +60,7 @@ def _mesh_size(target, mesh: Mesh) -> int:
 def param_logical_axes(abstract_params, config, mesh: Mesh):
   """Logical axis names per parameter: `embed` on the largest dimension that splits evenly.
 
-  OUR CHOICE (documented in docs/training_loop.md): the Flax model carries no partitioning
+  OUR CHOICE (documented in docs/training.md): the Flax model carries no partitioning
   annotations, so every parameter with at least `train.fsdp_min_size` elements names its largest
   dimension divisible by the size of the mesh axes `embed` maps to; everything else (biases,
   norms, small kernels) is replicated.

@@ -43,11 +43,13 @@ FOLDERS = {"bsds500": "BSDS500"}
 
 
 def resolve_data_dir(config, log=print) -> None:
-  """An empty `data_dir` for BSDS500 falls back to BSDS500/ under the default data root."""
+  """An empty `data_dir` for BSDS500 falls back to BSDS500/ under `$OIS_DATA_ROOT`, when set."""
   folder = FOLDERS.get(config.data.dataset)
   if config.data_dir or folder is None:
     return
   from ois_jax.data_pipelines import default_data_root
+  if default_data_root() is None:
+    return
   candidate = str(default_data_root() / folder)
   if os.path.isdir(candidate):
     config.data_dir = candidate

@@ -30,13 +30,13 @@ def test_bundle_is_small_and_describes_itself():
 
 @pytest.mark.slow  # 100 scenes x 20 clicks with the tiny model (~1 min on 2 cores)
 def test_bundle_reaches_its_documented_heldout_metrics():
-  from ois_jax.cli import quickstart
+  from ois_jax.proj.miniature import recipe
   from ois_jax.evaluation import evaluate
   from ois_jax.models import ois
   weights = pretrained.load("ois-tiny-procedural")
   params, config = weights.params, ml_collections.ConfigDict(weights.config)
   card = json.loads(CARD.read_text())["heldout"]
-  samples = quickstart.heldout_scenes(config, card["samples"])
+  samples = recipe.heldout_scenes(config, card["samples"])
   m = evaluate(ois.build_model(config.model), params, config, samples, max_clicks=card["max_clicks"],
                progress=False).metrics
   assert abs(m["NoC90"] - card["NoC90"]) <= NOC_TOLERANCE, (m["NoC90"], card["NoC90"])

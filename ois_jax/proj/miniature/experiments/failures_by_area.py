@@ -1,10 +1,10 @@
 """Which held-out objects does a trained quickstart-recipe model fail? Evaluates a training
-workdir (e.g. one of scripts/exp_recipe_stage2.py) with the standard protocol on the quickstart's
+workdir (e.g. one of experiments/recipe_stage2.py) with the standard protocol on the quickstart's
 held-out scenes, and splits the objects that never reach 90 % IoU within the clicks by object
 area (pixels at the scene's 120 x 160).
 
-  python scripts/exp_failures_by_area.py --checkpoint runs/s2_order
-  python scripts/exp_failures_by_area.py --checkpoint runs/s2_occ --set data.procedural_depth=occlusion
+  python -m ois_jax.proj.miniature.experiments.failures_by_area --checkpoint runs/s2_order
+  python -m ois_jax.proj.miniature.experiments.failures_by_area --checkpoint runs/s2_occ --set data.procedural_depth=occlusion
 
 --set overrides the workdir's config before the held-out scenes are built (the depth the samples
 carry must be the one the model was trained with). Prints JSON: NoC90, NoF90 (which, as in the
@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.config import apply_overrides
 from ois_jax.evaluation import evaluate
 from ois_jax.predictor import Predictor
@@ -35,7 +35,7 @@ def main():
   args = p.parse_args()
   predictor = Predictor.from_checkpoint(args.checkpoint)
   config = apply_overrides(copy.deepcopy(predictor.config), args.set)
-  samples = quickstart.heldout_scenes(config, args.samples)
+  samples = recipe.heldout_scenes(config, args.samples)
   result = evaluate(predictor.model, predictor.params, config, samples, progress=False)
   areas = np.array([int(samples[i]["gt"].sum()) for i in range(len(samples))])
   best = result.ious.max(1)

@@ -8,11 +8,11 @@ object at its occlusion rank, data_pipelines.procedural.occlusion_depth) or a de
 prediction (a converted DAv2 checkpoint folder); `--depth distance` uses the distance to the click instead (the best disk
 around the click: the floor a depth map must beat to carry information about the object).
 
-  python scripts/exp_order_maps.py --depth true
-  python scripts/exp_order_maps.py --depth occlusion
-  python scripts/exp_order_maps.py --depth distance
-  python scripts/exp_order_maps.py --depth quickstart_run/depth/checkpoint
-  python scripts/exp_order_maps.py --depth true --input-size 224
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth true
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth occlusion
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth distance
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth quickstart_run/depth/checkpoint
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth true --input-size 224
 
 Prints JSON: mean and median best IoU, and the share of scenes with best IoU >= 0.9.
 """
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import transforms
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.evaluation import clicker
 from ois_jax.models import order
 
@@ -44,7 +44,7 @@ def best_region_iou(scores: np.ndarray, target: np.ndarray, click: tuple[int, in
 
 def order_map_scores(depth: str, samples: int = 100, input_size: int | None = None) -> dict:
   """The JSON record of the module docstring for one --depth choice."""
-  _, config = quickstart.build_configs()
+  _, config = recipe.build_configs()
   size = int(config.model.input_size)
   model = params = None
   if depth == "occlusion":
@@ -54,7 +54,7 @@ def order_map_scores(depth: str, samples: int = 100, input_size: int | None = No
     model, depth_config, params = load_depth_model(depth)
     size = int(depth_config.input_size)
   size = input_size or size
-  source = quickstart.heldout_scenes(config, samples)
+  source = recipe.heldout_scenes(config, samples)
   ious = []
   for i in range(len(source)):
     s = source[i]

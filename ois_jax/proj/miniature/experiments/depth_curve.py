@@ -1,12 +1,12 @@
 """Stage-1 learning curve: the quickstart's depth model trained longer, with the held-out SSI error.
 
-Trains the DepthAnythingV2 of configs/depth_tiny_procedural.py (with --set overrides) and every
+Trains the DepthAnythingV2 of ois_jax/proj/miniature/configs/depth_tiny_procedural.py (with --set overrides) and every
 --every steps prints JSON with the mean training loss of the last 100 steps, the SSI error on 32
 held-out scenes (a constant prediction scores exactly 1.0), wall and CPU seconds, and saves the
 weights as a converted-DAv2 checkpoint WORKDIR/stepN (usable as `model.depth_checkpoint`, e.g.
-by scripts/exp_recipe_stage2.py) with its held-out depth maps, WORKDIR/stepN_heldout_depth.png.
+by experiments/recipe_stage2.py) with its held-out depth maps, WORKDIR/stepN_heldout_depth.png.
 
-  python scripts/exp_depth_curve.py --workdir runs/depth_curve --set total_steps=3000
+  python -m ois_jax.proj.miniature.experiments.depth_curve --workdir runs/depth_curve --set total_steps=3000
 
 --output-bias B starts the depth head's last conv bias at B instead of 0: at Flax's initial
 weights the final ReLU zeroes about 75 % of the output pixels, which then pass no gradient.
@@ -23,9 +23,9 @@ import numpy as np
 
 from ois_jax import checkpoint
 from ois_jax.config import apply_overrides
-from ois_jax.configs import depth_tiny_procedural
+from ois_jax.proj.miniature.configs import depth_tiny_procedural
 from ois_jax.models.depth import DepthAnythingV2
-from ois_jax.training import depth_pretrain as dp
+from ois_jax.proj.miniature import depth_eval, depth_pretrain as dp
 
 
 def main():
@@ -51,14 +51,14 @@ def main():
     params, opt_state, loss = step_fn(params, opt_state, next(data))
     losses.append(loss)
     if step % args.every == 0 or step == config.total_steps:
-      heldout = dp.heldout_depth(model, params, config, 32)
+      heldout = depth_eval.heldout_depth(model, params, config, 32)
       print(json.dumps({"step": step, "train_loss": round(float(np.mean(jax.device_get(losses[-100:]))), 4),
                         "heldout_ssi": round(heldout["ssi"], 4),
                         "wall_s": round(time.time() - start), "cpu_s": round(time.process_time() - cpu_start)}),
             flush=True)
       checkpoint.save_checkpoint(os.path.join(args.workdir, f"step{step}"), jax.device_get(params),
                                  dp.depth_config(config), overwrite=True)
-      dp.plot_heldout_depth(heldout, os.path.join(args.workdir, f"step{step}_heldout_depth.png"))
+      depth_eval.plot_heldout_depth(heldout, os.path.join(args.workdir, f"step{step}_heldout_depth.png"))
 
 
 if __name__ == "__main__":

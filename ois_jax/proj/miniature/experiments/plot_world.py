@@ -1,7 +1,7 @@
 """Draws docs/procedural_world.png: procedural scenes of the camera world beside their true
 relative inverse depth (white = near; the sky, at infinity, is black).
 
-  python scripts/plot_procedural_world.py [--out docs/procedural_world.png] [--scenes 4]
+  python -m ois_jax.proj.miniature.experiments.plot_world [--out docs/procedural_world.png] [--scenes 4]
 """
 
 import argparse

@@ -2,8 +2,8 @@
 several seeds, on held-out procedural scenes. Prints JSON with the per-seed NoC85/90, mIoU@5/20
 and mean +- std.
 
-  python scripts/exp_order_ablation.py --recipe --seeds 0 1 2 --workdir quickstart_run
-  python scripts/exp_order_ablation.py --steps 300 --seeds 0 1 2 --workdir /tmp/exp_order
+  python -m ois_jax.proj.miniature.experiments.order_ablation --recipe --seeds 0 1 2 --workdir quickstart_run
+  python -m ois_jax.proj.miniature.experiments.order_ablation --steps 300 --seeds 0 1 2 --workdir /tmp/exp_order
 
 --recipe: the quickstart's recipe (its default settings): one stage-1 depth model, then stage 2
 (OIS with order maps from the model's own depth head) per seed and variant, evaluated with
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.configs import ois_tiny
 from ois_jax import transforms
 from ois_jax.geometry import PATCH_SIZE
@@ -98,16 +98,16 @@ def run(use_order: bool, seed: int, steps: int, workdir: str, eval_samples: int)
 
 def run_recipe(use_order: bool, seed: int, workdir: str) -> dict:
   """Stage 2 of the quickstart recipe for one seed and variant (stage 1 shared), evaluated."""
-  depth, base = quickstart.build_configs()
+  depth, base = recipe.build_configs()
   # The workdir is a quickstart one (its default settings); other seeds go to their own folders.
-  workdir = quickstart.prepare_workdir(workdir, quickstart.settings_record(depth, base, 100, 20),
+  workdir = recipe.prepare_workdir(workdir, recipe.settings_record(depth, base, 100, 20),
                                        log=lambda *a: None)
   config = base.copy_and_resolve_references()
   config.seed = seed
-  depth_ckpt = quickstart.stage1(workdir, depth, quiet=True, log=lambda *a: None)  # stdout is the JSON
-  model, c, params = quickstart.stage2(workdir, config, depth_ckpt, use_order, quiet=True,
+  depth_ckpt = recipe.stage1(workdir, depth, quiet=True, log=lambda *a: None)  # stdout is the JSON
+  model, c, params = recipe.stage2(workdir, config, depth_ckpt, use_order, quiet=True,
                                        log=lambda *a: None)
-  source = quickstart.heldout_scenes(config, 100)
+  source = recipe.heldout_scenes(config, 100)
   samples = [source[i] for i in range(len(source))]
   m = evaluate(model, params, c, samples, progress=False).metrics
   return {"seed": seed, "use_order": use_order,

@@ -1,7 +1,7 @@
-"""Reference points for the stage-1 held-out SSI error (ois_jax.training.depth_pretrain): the
+"""Reference points for the stage-1 held-out SSI error (ois_jax.proj.miniature.depth_pretrain): the
 error of maps built from the held-out scenes' own layout, on the 32 scenes the quickstart scores.
 
-  python scripts/exp_depth_references.py
+  python -m ois_jax.proj.miniature.experiments.depth_references
 
 Prints JSON: a constant map (exactly 1), the object-or-background map (the scenes' owner map),
 the depth one image shows (`procedural.occlusion_depth`: each object at its occlusion rank),
@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import transforms
-from ois_jax.configs import depth_tiny_procedural
+from ois_jax.proj.miniature.configs import depth_tiny_procedural
 from ois_jax.data_pipelines import procedural
-from ois_jax.training import depth_pretrain as dp
+from ois_jax.proj.miniature import depth_eval, depth_pretrain as dp
 
 
 def block_mean(maps: np.ndarray, block: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def block_mean(maps: np.ndarray, block: int) -> np.ndarray:
 
 def main():
   config = depth_tiny_procedural.get_config()
-  batch = dp.heldout_batch(config)
+  batch = depth_eval.heldout_batch(config)
   d = config.data
   scenes = procedural.scenes_from_config(d, "val", len(batch["depth"]), depth="true")
   size = int(config.model.input_size)

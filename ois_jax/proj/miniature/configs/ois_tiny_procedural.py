@@ -1,12 +1,13 @@
 """Stage 2 of the quickstart: OIS on top of the stage-1 depth model, as the paper trains it.
 
-The encoder and the depth head are the stage-1 DepthAnythingV2 (configs/depth_tiny_procedural.py,
+The encoder and the depth head are the stage-1 DepthAnythingV2 (depth_tiny_procedural.py beside this file,
 loaded through `model.depth_checkpoint`, which the quickstart sets), frozen; the segmentation head
 starts from the depth head; the order maps come from the model's own predicted depth
 (`depth_source='head'`). Trained on the procedural scenes.
 """
 
-from ois_jax.configs import common, depth_tiny_procedural
+from ois_jax.configs import common
+from ois_jax.proj.miniature.configs import depth_tiny_procedural
 
 
 # OIS `model` key <- stage-1 depth `model` key: the encoder and the heads are the depth model's.
@@ -37,7 +38,7 @@ def get_config():
   m.num_blocks = 2
   # At 112 px the SegNext disk (5 px at 1024) is under a pixel, one lit pixel in a 14 x 14 patch;
   # 80 gives 8.75 px, so the patchify conv sees where in a token a click lies (measured on this
-  # recipe: 1-mIoU 9 % -> 45 %, docs/results.md).
+  # recipe: 1-mIoU 9 % -> 45 %, ../README.md).
   m.disk_radius = 80
   # The 8 x 8 token grid is too coarse for a mask; the prompts also reach the segmentation
   # head's 32 x 32 and 16 x 16 skip levels (models/attention.py SkipPromptFusion).
@@ -57,7 +58,7 @@ def get_config():
   t.log_every = 25
   # Unaugmented scenes: the frozen encoder + depth head run once per scene, not once per step
   # (training/frozen_cache.py; same gradients; a step 278 -> 235 ms on 2 cores, ~350 MiB host;
-  # benchmarks/stage2_profile.py, docs/results.md).
+  # benchmarks/stage2_profile.py, ../README.md).
   t.cache_frozen_outputs = True
   e = c.eval
   e.batch_size = 10

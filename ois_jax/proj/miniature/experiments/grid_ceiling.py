@@ -4,8 +4,8 @@ mapped back to the scene's resolution and cut at 0.5: the best mask a decoder co
 the clicks reached it only on that grid. Reported: its IoU with the ground truth over the
 quickstart's 100 held-out scenes.
 
-  python scripts/exp_grid_ceiling.py
-  python scripts/exp_grid_ceiling.py --cells 14 7 3.5 --samples 100
+  python -m ois_jax.proj.miniature.experiments.grid_ceiling
+  python -m ois_jax.proj.miniature.experiments.grid_ceiling --cells 14 7 3.5 --samples 100
 
 Prints JSON: for each cell size, the grid, the mean IoU and the share of scenes at 0.9 or more.
 """
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ois_jax import transforms
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 
 
 def grid_mask(gt: np.ndarray, size: int, cell: float) -> np.ndarray:
@@ -37,10 +37,10 @@ def main():
                  help="cell sizes in model pixels (14: the token grid; 3.5: refinenet1's grid)")
   p.add_argument("--samples", type=int, default=100)
   args = p.parse_args()
-  from ois_jax.configs import ois_tiny_procedural
+  from ois_jax.proj.miniature.configs import ois_tiny_procedural
   config = ois_tiny_procedural.get_config()
   size = int(config.model.input_size)
-  samples = quickstart.heldout_scenes(config, args.samples)
+  samples = recipe.heldout_scenes(config, args.samples)
   out = []
   for cell in args.cells:
     ious = []

@@ -1,7 +1,7 @@
 """Stage 1 of the quickstart: a small DepthAnythingV2 (custom size) trained on the procedural scenes.
 
-Same ViT + DPT code as the released DAv2 models; see ois_jax/training/depth_pretrain.py. The OIS
-recipe config (configs/ois_tiny_procedural.py) builds its encoder from these sizes.
+Same ViT + DPT code as the released DAv2 models; see ../depth_pretrain.py. The OIS
+recipe config (ois_tiny_procedural.py) builds its encoder from these sizes.
 """
 
 import ml_collections

@@ -8,8 +8,8 @@ protocol's oracle (`evaluation.clicker.next_click`), IoU and NoC / mIoU as in `o
 (20 clicks, 100 held-out scenes of the quickstart). Every tolerance (and blur) of a grid is run
 and all are reported, so the colour baseline gets its best setting chosen on the test scenes.
 
-  python scripts/exp_colour_baseline.py --map colour --samples 100
-  python scripts/exp_colour_baseline.py --map depth --samples 100
+  python -m ois_jax.proj.miniature.experiments.colour_baseline --map colour --samples 100
+  python -m ois_jax.proj.miniature.experiments.colour_baseline --map depth --samples 100
 
 Prints JSON: per setting NoC85/90/95, mIoU@1/5/20, and the best setting by NoC90.
 """
@@ -20,7 +20,7 @@ import json
 import cv2
 import numpy as np
 
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.evaluation import clicker, metrics
 
 COLOUR_TOLERANCES = (4, 8, 12, 16, 24, 32, 48)
@@ -64,8 +64,8 @@ def main():
   p.add_argument("--samples", type=int, default=100)
   p.add_argument("--clicks", type=int, default=20)
   args = p.parse_args()
-  _, config = quickstart.build_configs()
-  source = quickstart.heldout_scenes(config, args.samples)
+  _, config = recipe.build_configs()
+  source = recipe.heldout_scenes(config, args.samples)
   samples = [source[i] for i in range(len(source))]
   if args.map == "colour":
     grid = [(t, b) for b in COLOUR_BLURS for t in COLOUR_TOLERANCES]

@@ -1,13 +1,13 @@
 """Stage 2 of the quickstart recipe on a given depth checkpoint (e.g. a longer-trained stage-1
-model from scripts/exp_depth_curve.py), evaluated with the standard protocol on the quickstart's
+model from experiments/depth_curve.py), evaluated with the standard protocol on the quickstart's
 100 held-out scenes. Prints JSON: the training IoU / loss trajectory and the held-out metrics.
 
-  python scripts/exp_recipe_stage2.py --depth runs/depth_curve/step3000 --workdir runs/s2_order \
+  python -m ois_jax.proj.miniature.experiments.recipe_stage2 --depth runs/depth_curve/step3000 --workdir runs/s2_order \
       --set total_steps=1500
-  python scripts/exp_recipe_stage2.py --depth runs/depth_curve/step3000 --workdir runs/s2_no_order \
+  python -m ois_jax.proj.miniature.experiments.recipe_stage2 --depth runs/depth_curve/step3000 --workdir runs/s2_no_order \
       --set total_steps=1500 --no-order
 
-The OIS encoder sizes come from the checkpoint; --set overrides configs/ois_tiny_procedural.py.
+The OIS encoder sizes come from the checkpoint; --set overrides ois_jax/proj/miniature/configs/ois_tiny_procedural.py.
 """
 
 import argparse
@@ -17,9 +17,9 @@ import time
 import jax
 import numpy as np
 
-from ois_jax.cli import quickstart
+from ois_jax.proj.miniature import recipe
 from ois_jax.config import apply_overrides
-from ois_jax.configs import ois_tiny_procedural
+from ois_jax.proj.miniature.configs import ois_tiny_procedural
 from ois_jax.evaluation import evaluate
 from ois_jax.models import ois
 from ois_jax.models.depth import load_depth_model
@@ -41,7 +41,7 @@ def main():
   m.encoder_layers, m.head_features = tuple(s.intermediate_layers), s.features
   m.head_out_channels, m.input_size = tuple(s.out_channels), depth_config.input_size
   apply_overrides(config, args.set)
-  config = quickstart.variant_config(config, args.depth, not args.no_order)
+  config = recipe.variant_config(config, args.depth, not args.no_order)
   start, cpu_start = time.time(), time.process_time()
   summary = trainer.train(config, args.workdir, quiet=True, log=lambda *a: None)
   out = {"depth": args.depth, "set": args.set, "use_order": not args.no_order,
@@ -51,7 +51,7 @@ def main():
   out["train_iou"] = [round(float(np.mean([h["iou"] for h in history[i:i + chunk]])), 3)
                       for i in range(0, len(history), chunk)]
   params = jax.device_get(summary["state"]["params"])
-  samples = quickstart.heldout_scenes(config, 100)
+  samples = recipe.heldout_scenes(config, 100)
   metrics = evaluate(ois.build_model(config.model), params, config, samples, progress=False).metrics
   out["heldout"] = {k: round(metrics[k], 4) for k in ("NoC85", "NoC90", "NoC95", "mIoU@1", "mIoU@5",
                                                        "mIoU@20", "NoF90")}

@@ -11,7 +11,7 @@ training loads it through `model.depth_checkpoint`, the path real DAv2 weights t
   summary = train_depth(config, "runs/depth")       # -> runs/depth/checkpoint, loadable by
   model, depth_config, params = load_depth_model("runs/depth/checkpoint")  # models.depth
 
-Fixed step count and seed: the same config gives the same weights on any machine of one backend.
+Fixed step count and seed: the same config gives the same weights on a rerun on the same machine.
 The input pipeline is the OIS training one's per-sample part (grain, `augment.augment`: flips,
 rot90, resize 0.75-1.40, shift/scale/rotate, colour), so the encoder sees what stage 2 shows it.
 """
@@ -29,74 +29,13 @@ import numpy as np
 import optax
 
 from ois_jax.errors import CheckpointError
+from ois_jax.models import fast_init
+from ois_jax.proj.miniature.depth_eval import heldout_depth, plot_heldout_depth
+from ois_jax.training.ssi_loss import EPS, shift_and_scale, ssi_loss
 
 CHECKPOINT_DIR = "checkpoint"   # the converted-DAv2 checkpoint inside a stage-1 workdir
 SUMMARY_FILE = "depth_summary.json"
 FIGURE_FILE = "heldout_depth.png"  # held-out scenes: image, true depth, the model's depth
-_EPS = 1e-6
-
-
-# --- the scale-and-shift-invariant loss ---------------------------------------------------------
-def masked_median(x: jax.Array, valid: jax.Array) -> jax.Array:
-  """(B, N) values, (B, N) bool -> (B,) median over the valid entries (mean of the two middle
-  ones for an even count; 0 where none is valid)."""
-  count = valid.sum(axis=-1)
-  ordered = jnp.sort(jnp.where(valid, x, jnp.inf), axis=-1)
-  lo = jnp.take_along_axis(ordered, jnp.maximum(count - 1, 0)[:, None] // 2, axis=-1)[:, 0]
-  hi = jnp.take_along_axis(ordered, (count // 2)[:, None], axis=-1)[:, 0]
-  return jnp.where(count > 0, 0.5 * (lo + hi), 0.0)
-
-
-def shift_and_scale(d: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(B, H, W) maps -> t (B,) the median and s (B,) the mean absolute deviation from it, over
-  the valid pixels (MiDaS / DepthAnythingV2)."""
-  b = d.shape[0]
-  flat, mask = d.reshape(b, -1).astype(jnp.float32), valid.reshape(b, -1)
-  t = masked_median(flat, mask)
-  s = jnp.sum(jnp.abs(flat - t[:, None]) * mask, -1) / jnp.maximum(mask.sum(-1), 1)
-  return t, s
-
-
-def align_scale_shift(d: jax.Array, valid: jax.Array) -> jax.Array:
-  """(B, H, W) maps -> (d - t(d)) / s(d) per sample over the valid pixels, 0 elsewhere."""
-  t, s = shift_and_scale(d, valid)
-  aligned = (d.astype(jnp.float32) - t[:, None, None]) / jnp.maximum(s, _EPS)[:, None, None]
-  return jnp.where(valid, aligned, 0.0)
-
-
-def gradient_matching(residual: jax.Array, valid: jax.Array, scales: int = 4) -> jax.Array:
-  """MiDaS multi-scale gradient-matching term of the aligned residual (B, H, W): at each scale
-  (every 2^k-th pixel), the mean over valid neighbour pairs of |dR/dx| + |dR/dy|; (B,)."""
-  total = 0.0
-  for k in range(scales):
-    r, m = residual[:, ::2 ** k, ::2 ** k], valid[:, ::2 ** k, ::2 ** k]
-    mx, my = m[:, :, 1:] & m[:, :, :-1], m[:, 1:] & m[:, :-1]
-    gx = jnp.abs(r[:, :, 1:] - r[:, :, :-1]) * mx
-    gy = jnp.abs(r[:, 1:] - r[:, :-1]) * my
-    count = jnp.maximum(m.sum((1, 2)), 1)
-    total = total + (gx.sum((1, 2)) + gy.sum((1, 2))) / count
-  return total
-
-
-def ssi_loss(pred: jax.Array, target: jax.Array, valid: jax.Array, gradient_weight: float = 0.0,
-             scales: int = 4, reduce: bool = True) -> jax.Array:
-  """Scale-and-shift-invariant loss of MiDaS / DepthAnythingV2.
-
-  Args:
-    pred, target: (B, H, W) relative inverse depth (any scale and shift).
-    valid: (B, H, W) bool, the pixels that count (padding and warped-in border excluded).
-    gradient_weight: weight of the multi-scale gradient-matching term (0: none).
-  Returns:
-    mean over the batch (or (B,) when `reduce` is False) of mean_valid |d^ - d*^|
-    (+ gradient_weight * gradient matching), d^ = (d - median(d)) / mean|d - median(d)|.
-  """
-  valid = valid.astype(bool)
-  residual = align_scale_shift(pred, valid) - align_scale_shift(target, valid)
-  count = jnp.maximum(valid.sum((1, 2)), 1)
-  per_sample = jnp.sum(jnp.abs(residual), (1, 2)) / count
-  if gradient_weight:
-    per_sample = per_sample + gradient_weight * gradient_matching(residual, valid, scales)
-  return per_sample.mean() if reduce else per_sample
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -144,15 +83,13 @@ def depth_config(config):
 
 
 def init_params(model, seed: int, layer_scale: float | None = None) -> dict:
-  """Flax's initialisers of the DepthAnythingV2 (the training start), drawn from an RBG key: one
-  threefry kernel per parameter would make XLA:CPU compile several times slower.
+  """Flax's initialisers of the DepthAnythingV2 (the training start; `fast_init.rbg_init`).
 
   layer_scale: the initial LayerScale gammas (None: DINOv2's 1e-5, made for long pre-training;
   a short run learns faster when the blocks start with a larger say).
   """
   def init(rng):
-    key = jax.random.key(jax.random.randint(rng, (), 0, np.iinfo(np.int32).max), impl="unsafe_rbg")
-    params = model.init(key, jnp.zeros((1, 28, 28, 3), jnp.float32))["params"]
+    params = fast_init.rbg_init(model, rng, jnp.zeros((1, 28, 28, 3), jnp.float32))
     if layer_scale is not None:
       params = jax.tree_util.tree_map_with_path(
           lambda path, v: jnp.full_like(v, layer_scale) if path[-1].key == "gamma" else v, params)
@@ -183,7 +120,7 @@ def make_train_step(model, config, tx):
     # steps); the segmentation head of stage 2 starts as a copy of this head, so its first
     # logits would be that large. A weak pull of log s(pred) towards 0 keeps the output O(1).
     _, s = shift_and_scale(pred, batch["valid"])
-    anchor = jnp.mean(jnp.log(jnp.maximum(s, _EPS)) ** 2)
+    anchor = jnp.mean(jnp.log(jnp.maximum(s, EPS)) ** 2)
     return loss + scale_weight * anchor, loss
 
   def step(params, opt_state, batch):
@@ -262,68 +199,3 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
       f"{np.mean(losses[-10:]):.3f}; held-out SSI {heldout['ssi']:.3f} (a constant map scores 1.000, "
       f"the true depth 0); saved {ckpt_dir}\nStage 1: held-out depth maps: {figure}")
   return dict(summary, checkpoint=ckpt_dir, reused=False)
-
-
-def heldout_batch(config, num_scenes: int = 32) -> dict:
-  """Held-out 'val' scenes at the model input, unaugmented: {'image' (N, S, S, 3) normalised,
-  'rgb' (N, S, S, 3) uint8, 'depth' (N, S, S) true relative inverse depth, 'valid' (N, S, S)}."""
-  from ois_jax import transforms
-  from ois_jax.data_pipelines import procedural
-  d = config.data
-  size = int(config.model.input_size)
-  scenes = procedural.scenes_from_config(d, "val", num_scenes, depth="true")  # scored on the truth
-  out = {"image": [], "rgb": [], "depth": [], "valid": []}
-  for i in range(num_scenes):
-    rec = scenes[i]
-    x, tf = transforms.preprocess(rec["image"], size)
-    h, w = tf.resized_hw
-    valid = np.zeros((size, size), bool)
-    valid[:h, :w] = True
-    out["image"].append(x)
-    rgb = np.stack([transforms.map_to_model(rec["image"][..., c], tf) for c in range(3)], -1)
-    out["rgb"].append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
-    out["depth"].append(transforms.map_to_model(rec["depth"], tf))
-    out["valid"].append(valid)
-  return {k: np.stack(v) for k, v in out.items()}
-
-
-def heldout_depth(model, params, config, num_scenes: int = 32) -> dict:
-  """The model on held-out 'val' scenes (no augmentation), in one batch: `heldout_batch` plus
-  'pred' (N, S, S) float32 and 'ssi', the mean SSI error (no gradient term). A constant
-  prediction scores exactly 1.0 (the aligned target's mean absolute value)."""
-  batch = heldout_batch(config, num_scenes)
-  pred = model.forward(params, jnp.asarray(batch["image"]))
-  ssi = float(ssi_loss(pred, jnp.asarray(batch["depth"]), jnp.asarray(batch["valid"])))
-  return dict(batch, pred=np.asarray(pred, np.float32), ssi=ssi)
-
-
-def heldout_depth_error(model, params, config, num_scenes: int = 32) -> float:
-  """`heldout_depth(...)['ssi']`."""
-  return heldout_depth(model, params, config, num_scenes)["ssi"]
-
-
-def plot_heldout_depth(heldout: dict, path: str, num_scenes: int = 6) -> str:
-  """A figure of the first `num_scenes` scenes of `heldout_depth`'s result, one per row: the
-  image, its true relative inverse depth, the model's prediction (each map min-max scaled over
-  the image's content)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(num_scenes, 3, figsize=(6, 2 * num_scenes), dpi=100, squeeze=False)
-  for row in range(num_scenes):
-    valid = heldout["valid"][row]
-    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
-    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    maps = [heldout[key][row][crop] for key in ("rgb", "depth", "pred")]
-    for col, (image, title) in enumerate(zip(maps, ("image", "true depth", "stage-1 depth"))):
-      ax = axes[row, col]
-      grey = {} if col == 0 else dict(cmap="gray", vmin=image.min(), vmax=image.max())
-      ax.imshow(image, **grey)
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if row == 0:
-        ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
-  return path

@@ -1,23 +1,23 @@
 """Stage 1 alone with config overrides, scored as stage 2 would use it, as JSON.
 
-Trains the quickstart's depth model (configs/depth_tiny_procedural.py with KEY=VALUE overrides)
+Trains the quickstart's depth model (ois_jax/proj/miniature/configs/depth_tiny_procedural.py with KEY=VALUE overrides)
 into WORKDIR with `depth_pretrain.train_depth` (its held-out SSI error on 32 scenes: a constant
 map scores 1.0), then scores its first-click order maps on the quickstart's 100 held-out scenes
-(scripts/exp_order_maps.py; the scenes' true depth gives about 0.89 at 112 px).
+(experiments/order_maps.py; the scenes' true depth gives about 0.89 at 112 px).
 
-  python scripts/exp_stage1_levers.py runs/s1_default
-  python scripts/exp_stage1_levers.py runs/s1_3000 total_steps=3000 train.learning_rate=5e-4 train.warmup_steps=200
-  python scripts/exp_stage1_levers.py runs/s1_224 model.input_size=224
+  python -m ois_jax.proj.miniature.experiments.stage1_levers runs/s1_default
+  python -m ois_jax.proj.miniature.experiments.stage1_levers runs/s1_3000 total_steps=3000 train.learning_rate=5e-4 train.warmup_steps=200
+  python -m ois_jax.proj.miniature.experiments.stage1_levers runs/s1_224 model.input_size=224
 """
 
 import argparse
 import json
 import time
 
-from exp_order_maps import order_map_scores   # scripts/ (run from this folder)
+from ois_jax.proj.miniature.experiments.order_maps import order_map_scores
 from ois_jax.config import apply_overrides
-from ois_jax.configs import depth_tiny_procedural
-from ois_jax.training import depth_pretrain
+from ois_jax.proj.miniature.configs import depth_tiny_procedural
+from ois_jax.proj.miniature import depth_pretrain
 
 
 def main():

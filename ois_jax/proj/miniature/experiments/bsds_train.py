@@ -1,8 +1,8 @@
-"""Must-show 1: the tiny config trained on BSDS500 for a few minutes lowers the training loss and
-improves NoC90 on held-out images versus its initialisation. Prints JSON.
+"""The tiny config trained on real images (BSDS500) for a few minutes: the training loss and the
+held-out NoC90 before and after. Prints JSON.
 
-  python scripts/exp_bsds_train.py --steps 4000 --workdir /tmp/exp_bsds \
-      --benchmarks grabcut=../shared/data/GrabCut berkeley=../shared/data/Berkeley
+  python -m ois_jax.proj.miniature.experiments.bsds_train --steps 4000 --workdir /tmp/exp_bsds \
+      --data-dir $OIS_DATA_ROOT/BSDS500 --benchmarks grabcut=$OIS_DATA_ROOT/GrabCut berkeley=$OIS_DATA_ROOT/Berkeley
 Held-out: the BSDS500 'val' split (one object per image: the largest covering at most half of
 the image), never trained on, and any benchmarks given (Berkeley's images are excluded from
 training by default). Training runs exactly --steps steps (no wall-clock limit: the figures
@@ -28,11 +28,11 @@ KEYS = ("NoC85", "NoC90", "NoF90", "mIoU@1", "mIoU@5", "mIoU@20")
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--steps", type=int, default=600)
-  p.add_argument("--data-dir", default="../shared/data/BSDS500")
+  p.add_argument("--data-dir", required=True, help="the BSDS500 folder")
   p.add_argument("--workdir", default="/tmp/exp_bsds")
   p.add_argument("--eval-samples", type=int, default=32)
   p.add_argument("--benchmarks", nargs="*", default=[], metavar="NAME=DIR",
-                 help="also evaluate on these benchmarks, e.g. grabcut=../shared/data/GrabCut")
+                 help="also evaluate on these benchmarks, e.g. grabcut=/data/GrabCut")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="config overrides, e.g. model.use_order=False train.learning_rate=3e-4")

@@ -53,7 +53,7 @@ def _parts(config, attention: str, batch: int):
   embed_dim, depth, heads, layers = c.encoder_dims
   encoder = vit.DinoVisionTransformer(embed_dim, depth, heads, layers, dtype=dtype, attention=attention)
   encoder_params = jax.eval_shape(encoder.init, jax.random.key(0), jnp.zeros((1, 28, 28, 3)))
-  params = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  params = ois.param_shapes(model)
   depth_arg = jax.ShapeDtypeStruct((batch, s, s), jnp.float32) if c.depth_source == "external" else None
   return {
       "encoder": (jax.jit(encoder.apply), (encoder_params, images)),

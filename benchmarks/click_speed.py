@@ -29,7 +29,7 @@ CONFIGS = {"tiny": ois_tiny, "vits_518": ois_vits_518, "vitb_1024": ois_vitb_102
 
 
 def random_params(model, seed=0):
-  shapes = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  shapes = ois.param_shapes(model)
   rng = np.random.default_rng(seed)
   return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 0.02, s.shape).astype(np.float32)), shapes)
 

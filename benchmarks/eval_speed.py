@@ -47,7 +47,7 @@ def main(argv=None):
 
   from ois_jax.cli import _common
   from ois_jax.data_pipelines import eval_datasets
-  from ois_jax.evaluation import evaluator, metrics
+  from ois_jax.evaluation import evaluator, metrics, reference
   from ois_jax.models import ois
 
   config, params, _ = _common.load_model(argparse.Namespace(
@@ -92,7 +92,7 @@ def main(argv=None):
       host_batches.append((k, images, batch, min(k, left)))
       left -= k
     _, images0, batch0 = batches[0]
-    runner.run_host_loop(params, images0, batch0, max_clicks=1)
+    reference.host_loop(runner, params, images0, batch0, max_clicks=1)
 
     # The two loops alternate, `repeats` times each, and the fastest pass of each counts: on a
     # shared machine the load changes from second to second, and the minimum is the run that
@@ -107,7 +107,7 @@ def main(argv=None):
         jit_out.append(out)
       jit_passes.append(seconds)
       start = time.perf_counter()
-      host_out = [runner.run_host_loop(params, images, batch) for _, images, batch, _ in host_batches]
+      host_out = [reference.host_loop(runner, params, images, batch) for _, images, batch, _ in host_batches]
       host_passes.append(time.perf_counter() - start)
     load_after = os.getloadavg()
 
@@ -135,7 +135,7 @@ def main(argv=None):
 
   if args.sat:
     image = dataset.source[0]["image"]
-    sat = metrics.sat_latency(evaluator.make_sat_fn(runner, params, image, 16, args.sat_chunk))
+    sat = metrics.sat_latency(reference.make_sat_fn(runner, params, image, 16, args.sat_chunk))
     result.update({k: v for k, v in sat.items()}, SAT_image_hw=list(image.shape[:2]),
                   SAT_paper_s=9.2)
 

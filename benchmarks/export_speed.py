@@ -44,7 +44,7 @@ def source_for(name):
   module = {"tiny": "ois_tiny", "vits_518": "ois_vits_518"}[name]
   config = importlib.import_module(f"ois_jax.configs.{module}").get_config()
   model = ois.build_model(config.model)
-  shapes = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  shapes = ois.param_shapes(model)
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: (rng.standard_normal(s.shape) / np.sqrt(max(1, np.prod(s.shape[:-1]))))
                         .astype(np.float32), shapes)

@@ -40,7 +40,7 @@ def random_model(name: str):
   from ois_jax.models import ois
   config = importlib.import_module(f"ois_jax.configs.{CONFIGS[name]}").get_config()
   model = ois.build_model(config.model)
-  shapes = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  shapes = ois.param_shapes(model)
   rng = np.random.default_rng(0)
   return config, jax.tree.map(lambda s: rng.normal(0, 0.02, s.shape).astype(np.float32), shapes)
 
@@ -126,7 +126,7 @@ def resize_strategies(name: str, bucket: int, clicks: int = 5) -> dict:
         if strategy == "host":
           predictor.predict([(h / 2, w / 2, True)], prev_mask=prev)
         else:
-          model_clicks = predictor._clicks([(h / 2, w / 2, True)], h, w)
+          model_clicks = predictor.model_clicks([(h / 2, w / 2, True)])
           predict_bucketed(predictor._tf, model_clicks, prev)
         times.append(time.perf_counter() - start)
       results[strategy]["first_click_s"].append(times[0])

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ois_jax import _logging, records
-from ois_jax.errors import CheckpointError
+from ois_jax.errors import CheckpointError, first_line
 
 METADATA_FILE = "ois_checkpoint.json"
 PARAMS_DIR = "params"
@@ -134,7 +134,7 @@ def load_checkpoint(directory: str) -> tuple[dict, dict]:
       params = ckptr.restore(params_path)
   except Exception as e:  # orbax/tensorstore raise many types for damaged files
     raise CheckpointError(f"{params_path}: cannot restore params ({type(e).__name__}: "
-                          f"{_first_line(e)}); the checkpoint is corrupt or truncated") from None
+                          f"{first_line(e)}); the checkpoint is corrupt or truncated") from None
   return _to_numpy(params), config
 
 
@@ -148,9 +148,6 @@ def _local_checkpointer():
       primary_host=me, active_processes={me}))
 
 
-def _first_line(e: Exception) -> str:
-  text = str(e).strip().splitlines()
-  return text[0][:300] if text else ""
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -233,7 +230,7 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
           item=target, restore_args=restore_args, partial_restore=True))
   except Exception as e:  # orbax/tensorstore raise many types for damaged files
     raise CheckpointError(f"{state_path}: cannot restore the params ({type(e).__name__}: "
-                          f"{_first_line(e)}); the step is corrupt or truncated") from None
+                          f"{first_line(e)}); the step is corrupt or truncated") from None
   step = os.path.basename(os.path.normpath(step_dir))
   return Weights(_to_numpy(restored["params"]), config, f"{step_dir} (training step {step})")
 

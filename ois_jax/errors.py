@@ -36,3 +36,10 @@ class DistributedError(OISError, ValueError):
 
 class ExportError(OISError):
   """An export folder is missing, incomplete, already taken, or does not match its manifest."""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+  """The first line of an exception's message (at most `limit` characters): what a one-line
+  error quotes of a library's exception."""
+  lines = str(e).strip().splitlines()
+  return lines[0][:limit] if lines else ""

@@ -21,7 +21,7 @@ PAPER_TOTAL_M = 107.88
 def count(cfg_model) -> dict:
   """{top-level params key: count} plus groups and the total."""
   model = ois.build_model(cfg_model)
-  shapes = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  shapes = ois.param_shapes(model)
   per_key = {k: int(sum(np.prod(x.shape) for x in jax.tree.leaves(v))) for k, v in shapes.items()}
   unused = 0  # refinenet4.resConfUnit1: stored by every DAv2 head, never used in the forward
   for head in ("depth_head", "seg_head"):

@@ -78,7 +78,7 @@ def summarize(ious: np.ndarray, spc: float | None = None) -> dict:
 def sat_latency(segment_grid: Callable[[], object], repeats: int = 3) -> dict:
   """Wall time of `segment_grid()` (one image, 16x16 = 256 single-click prompts), after a warm-up.
 
-  `segment_grid` must block until its result is ready (see `evaluator.make_sat_fn`).
+  `segment_grid` must block until its result is ready (see `reference.make_sat_fn`).
   Returns {'SAT': best seconds, 'SAT_runs': [seconds, ...], 'SAT_compile': first call seconds}.
   """
   start = time.perf_counter()

@@ -307,6 +307,11 @@ def _dummy_inputs(model: OIS, batch: int = 1):
           jnp.zeros((batch, s, s)), jnp.ones((batch,), bool), depth)
 
 
+def param_shapes(model: OIS) -> dict:
+  """The parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves), without computing them."""
+  return jax.eval_shape(lambda r: model.init(r, *_dummy_inputs(model))["params"], jax.random.key(0))
+
+
 def init_params(model: OIS, rng: jax.Array) -> dict:
   """Random parameters (the inner dict of flax's {'params': ...}), float32."""
   return _jitted_init(model)(rng)

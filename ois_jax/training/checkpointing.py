@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from ois_jax import checkpoint
-from ois_jax.errors import CheckpointError
+from ois_jax.errors import CheckpointError, first_line
 
 
 class _QuietMissingMetrics(logging.Filter):
@@ -34,7 +34,7 @@ class _QuietMissingMetrics(logging.Filter):
 logging.getLogger("absl").addFilter(_QuietMissingMetrics())
 
 
-def _encode_data_state(data_state):
+def encode_data_state(data_state):
   # grain iterators return a dict (IterDataset) or JSON bytes (DataLoader); store both as JSON.
   if isinstance(data_state, (bytes, bytearray)):
     return {"bytes_b64": base64.b64encode(bytes(data_state)).decode("ascii")}
@@ -95,7 +95,7 @@ class Checkpointer:
     else:
       metrics = None
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              data=ocp.args.JsonSave(_encode_data_state(data_state)))
+                              data=ocp.args.JsonSave(encode_data_state(data_state)))
     return self.manager.save(int(step), args=args, metrics=metrics, force=force)
 
   def restore(self, abstract_state, step: int | None = None):
@@ -124,7 +124,7 @@ class Checkpointer:
       except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types for damaged files
         moved = self.set_aside(step)
         log(f"Checkpoint step {step} is damaged and was moved to {moved} "
-            f"({type(e).__name__}: {_first_line(e)}); trying the next older step")
+            f"({type(e).__name__}: {first_line(e)}); trying the next older step")
     return None
 
   def _check_shapes(self, abstract_state, step: int) -> None:
@@ -166,6 +166,3 @@ class Checkpointer:
     self.manager.close()
 
 
-def _first_line(e: BaseException) -> str:
-  lines = str(e).strip().splitlines()
-  return lines[0][:200] if lines else ""

@@ -141,7 +141,7 @@ def gather_data_state(state):
   if jax.process_count() == 1:
     return state
   from ois_jax.training import checkpointing
-  text = json.dumps(checkpointing._encode_data_state(state))
+  text = json.dumps(checkpointing.encode_data_state(state))
   return {"per_process": [json.loads(t) for t in _allgather_text(text)]}
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ois_jax.evaluation import evaluator
+from ois_jax.evaluation import evaluator, reference
 
 
 import fake_model  # tests/evaluation/fake_model.py (on sys.path via tests/conftest.py)
@@ -38,7 +38,7 @@ def test_jitted_loop_equals_host_loop(runner):
   for chunk in (items[:3], items[3:5]):
     images, batch = evaluator.make_batch(chunk, 3, (64, 64), runner.input_size)
     fast, _ = runner.run(fake_model.PARAMS, images, batch)
-    slow = runner.run_host_loop(fake_model.PARAMS, images, batch)
+    slow = reference.host_loop(runner, fake_model.PARAMS, images, batch)
     k = len(chunk)
     np.testing.assert_array_equal(fast.ys[:k], slow.ys[:k])
     np.testing.assert_array_equal(fast.xs[:k], slow.xs[:k])

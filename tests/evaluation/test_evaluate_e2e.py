@@ -12,7 +12,7 @@ from ois_jax.configs import ois_tiny
 from ois_jax.cli import compare as compare_cli
 from ois_jax.cli import evaluate as evaluate_cli
 from ois_jax.errors import OISError
-from ois_jax.evaluation import evaluator
+from ois_jax.evaluation import evaluator, reference
 from ois_jax.models import ois
 
 import shared_data
@@ -40,7 +40,7 @@ def test_tiny_model_jitted_loop_equals_host_loop(tiny):
     items.append(evaluator.prepare({"image": image, "gt": gt, "name": f"t{i}"}, runner.input_size))
   images, batch = evaluator.make_batch(items, 2, (128, 128), runner.input_size)
   fast, _ = runner.run(params, images, batch)
-  slow = runner.run_host_loop(params, images, batch)
+  slow = reference.host_loop(runner, params, images, batch)
   np.testing.assert_array_equal(fast.ys, slow.ys)
   np.testing.assert_array_equal(fast.xs, slow.xs)
   np.testing.assert_array_equal(fast.positive, slow.positive)

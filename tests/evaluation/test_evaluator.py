@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from ois_jax.errors import DataError
-from ois_jax.evaluation import evaluate, evaluator, metrics, report
+from ois_jax.evaluation import evaluate, evaluator, metrics, reference, report
 
 
 import fake_model  # tests/evaluation/fake_model.py (on sys.path via tests/conftest.py)
@@ -95,7 +95,7 @@ def test_every_sample_skipped_gives_empty_result(runner):
 
 def test_sat_grid_of_single_clicks(runner):
   image = np.full((40, 56, 3), 128, np.uint8)  # flat image: the fake model's mask is the click disk
-  segment = evaluator.make_sat_fn(runner, fake_model.PARAMS, image, grid=16, chunk=100)
+  segment = reference.make_sat_fn(runner, fake_model.PARAMS, image, grid=16, chunk=100)
   masks = np.asarray(segment())
   assert masks.shape == (256, 40, 56)
   points = metrics.grid_clicks(40, 56, 16)

@@ -24,7 +24,7 @@ def random_params(model, seed: int = 0):
   import jax
 
   from ois_jax.models import ois
-  shapes = jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  shapes = ois.param_shapes(model)
   rng = np.random.default_rng(seed)
 
   def draw(path, leaf):

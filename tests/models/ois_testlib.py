@@ -37,7 +37,7 @@ def flatten(tree, prefix=""):
 
 
 def param_shapes(model):
-  return jax.eval_shape(lambda r: model.init(r, *ois._dummy_inputs(model))["params"], jax.random.key(0))
+  return ois.param_shapes(model)
 
 
 def params_for(model):

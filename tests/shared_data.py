@@ -7,7 +7,9 @@ under `CI=true` a missing folder fails the test instead, so CI never passes by s
 
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from ois_jax.data_pipelines import DATA_ROOT_ENV, default_data_root
 
@@ -21,3 +23,11 @@ def require(name: str) -> str:
       pytest.fail(message)
     pytest.skip(message)
   return str(path)
+
+
+def write_image(path, rng: np.random.Generator, hw=(12, 16), fmt=None) -> np.ndarray:
+  """Writes a random RGB image (a dataset folder's file in a test); returns its (H, W, 3) pixels."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  pixels = rng.integers(0, 256, size=tuple(hw) + (3,), dtype=np.uint8)
+  Image.fromarray(pixels).save(path, format=fmt)
+  return pixels

@@ -411,7 +411,7 @@ def _copy_checked(target, source, prefix, errors):
   _check_tree(target, source, prefix, errors, "the DAv2 weights")
   if len(errors) > before:
     return target
-  flat_s = _flatten(source)
+  flat_s = flatten_params(source)
   return jax.tree_util.tree_map_with_path(
       lambda path, t: jnp.asarray(flat_s[_path_str(path)], jnp.asarray(t).dtype), target)
 
@@ -419,8 +419,8 @@ def _copy_checked(target, source, prefix, errors):
 def _check_tree(target, source, prefix, errors, describe):
   """Appends to `errors` every key missing from / unexpected in `source`, and every shape that
   differs from `target`'s (both nested dicts of arrays or ShapeDtypeStructs)."""
-  flat_t = _flatten(target)
-  flat_s = _flatten(source)
+  flat_t = flatten_params(target)
+  flat_s = flatten_params(source)
   for k in sorted(set(flat_t) - set(flat_s)):
     errors.append(f"{prefix}/{k}: missing in {describe}")
   for k in sorted(set(flat_s) - set(flat_t)):
@@ -435,10 +435,11 @@ def _path_str(path) -> str:
   return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
 
 
-def _flatten(tree, prefix=""):
+def flatten_params(tree, prefix: str = "") -> dict:
+  """A nested params dict -> {'a/b/kernel': leaf}, the keys error messages and tests name."""
   if hasattr(tree, "items"):
     out = {}
     for k, v in tree.items():
-      out.update(_flatten(v, f"{prefix}{k}/"))
+      out.update(flatten_params(v, f"{prefix}{k}/"))
     return out
   return {prefix.rstrip("/"): tree}

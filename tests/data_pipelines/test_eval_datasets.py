@@ -15,10 +15,7 @@ RNG = np.random.default_rng(0)
 
 
 def write_image(path, hw=(12, 16), fmt=None):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  pixels = RNG.integers(0, 256, size=hw + (3,), dtype=np.uint8)
-  Image.fromarray(pixels).save(path, format=fmt)
-  return pixels
+  return shared_data.write_image(path, RNG, hw, fmt)
 
 
 def write_mask(path, values, mode="L"):

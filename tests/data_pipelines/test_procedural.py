@@ -149,6 +149,12 @@ def _iou(a, b):
   return (a & b).sum() / max((a | b).sum(), 1)
 
 
+def _deepest_point(mask: np.ndarray) -> tuple[int, int]:
+  """(y, x) of the mask pixel farthest from its border (where an annotator clicks first)."""
+  dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+  return np.unravel_index(dist.argmax(), dist.shape)
+
+
 def test_levels_depth_separates_objects_that_colour_does_not():
   # From the deepest point of each held-out object: thresholding |depth - depth(click)| finds
   # the object, while even an oracle colour threshold (object's true mean colour, best
@@ -159,8 +165,7 @@ def test_levels_depth_separates_objects_that_colour_does_not():
   for i in range(len(ev)):
     s = ev[i]
     gt = s["gt"] == 1
-    dist = cv2.distanceTransform(np.pad(gt.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(dist.argmax(), dist.shape)
+    y, x = _deepest_point(gt)
     near = np.abs(s["depth"] - s["depth"][y, x]) < 2 * procedural.TILT + 1e-3
     depth_iou.append(_iou(near, gt))
     image = cv2.GaussianBlur(s["image"].astype(np.float32), (5, 5), 0)
@@ -254,8 +259,7 @@ def test_camera_depth_separates_objects_that_colour_does_not():
   for i in range(len(ev)):
     s = ev[i]
     gt = s["gt"] == 1
-    dist = cv2.distanceTransform(np.pad(gt.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(dist.argmax(), dist.shape)
+    y, x = _deepest_point(gt)
     labels, _ = ndimage.label(np.abs(s["depth"] - s["depth"][y, x]) < 1e-4)
     depth_iou.append(_iou(labels == labels[y, x], gt))
     image = cv2.GaussianBlur(s["image"].astype(np.float32), (5, 5), 0)

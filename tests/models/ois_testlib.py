@@ -27,17 +27,8 @@ def full():
   return model, ois.init_params(model, jax.random.key(0))
 
 
-def flatten(tree, prefix=""):
-  if hasattr(tree, "items"):
-    out = {}
-    for k, v in tree.items():
-      out.update(flatten(v, f"{prefix}{k}/"))
-    return out
-  return {prefix.rstrip("/"): tree}
-
-
-def param_shapes(model):
-  return ois.param_shapes(model)
+flatten = ois.flatten_params
+param_shapes = ois.param_shapes
 
 
 def params_for(model):

@@ -15,13 +15,17 @@ import argparse
 import json
 import os
 import re
+import sys
 import tempfile
 
 import numpy as np
 from PIL import Image
 
 from ois_jax.data_pipelines.procedural import ProceduralScenes
-from ois_jax.demo import browser
+
+# The browser harness of the demo's tests drives the page here too (run from a checkout).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "demo"))
+import browser  # noqa: E402  (tests/demo/browser.py)
 
 
 def _clicks(scene: dict, count: int, seed: int = 0):

@@ -1,15 +1,15 @@
 """Makes the shared test helpers importable by name, and sets the data root of the tests.
 
 pytest runs with --import-mode=importlib, so test folders are not on sys.path; the helper
-modules (tests/shared_data.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py) are
-reached from here.
+modules (tests/shared_data.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py,
+tests/demo/browser.py) are reached from here.
 """
 
 import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _folder in ("", "models", "evaluation"):
+for _folder in ("", "models", "evaluation", "demo"):
   _path = os.path.join(_HERE, _folder)
   if _path not in sys.path:
     sys.path.insert(0, _path)

@@ -18,13 +18,14 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ois_jax.evaluation import metrics, simulator
+from ois_jax.models.model_fns import ModelFns, ois_fns
 
 
 @dataclasses.dataclass
@@ -50,12 +51,6 @@ class Prepared:
   to_model_h: np.ndarray   # (S, H) float32
   to_model_w: np.ndarray   # (S, W) float32
   depth: np.ndarray | None = None  # (S, S) float32 model-space depth (depth_source='external')
-
-
-def default_fns():
-  """The OIS model's `encode_image` / `decode`."""
-  from ois_jax.models import ois
-  return ois.encode_image, ois.decode
 
 
 def check_sample(sample: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -139,15 +134,18 @@ def stack_depth(items: Sequence[Prepared], batch_size: int, input_size: int) -> 
 
 
 class ClickLoopRunner:
-  """Compiled click loops, one per (batch, canvas) shape, with compile time kept out of timings."""
+  """Compiled click loops, one per (batch, canvas) shape, with compile time kept out of timings.
+
+  fns: the model's functions (`encode_image`, `decode`); the OIS model's by default.
+  """
 
   def __init__(self, model, config, max_clicks: int, threshold: float | None = None,
-               encode_fn: Callable | None = None, decode_fn: Callable | None = None):
+               fns: ModelFns | None = None):
     self.external_depth = config.model.get("depth_source", "head") == "external"
-    if encode_fn is None or decode_fn is None:
-      encode_fn, decode_fn = default_fns()
+    fns = fns or ois_fns()
     self.model, self.config = model, config
-    self.encode_fn, self.decode_fn = encode_fn, decode_fn
+    encode_fn = fns.encode_image
+    self.encode_fn, self.decode_fn = encode_fn, fns.decode
     self.max_clicks = int(max_clicks)
     self.threshold = float(config.eval.threshold if threshold is None else threshold)
     self.input_size = int(config.model.input_size)
@@ -224,19 +222,13 @@ class Evaluator:
   during training: a small fixed set evaluated many times, one compile).
   """
 
-  def __init__(self, model, config, samples, *, batch_size: int | None = None,
-               max_clicks: int | None = None, canvas_multiple: int = 64,
-               encode_fn: Callable | None = None, decode_fn: Callable | None = None,
-               runner: ClickLoopRunner | None = None,
-               prepare_fn: Callable[..., Prepared] = prepare, cache: bool = False,
-               progress: bool = False):
+  def __init__(self, model, config, samples, *, fns: ModelFns | None = None,
+               batch_size: int | None = None, max_clicks: int | None = None,
+               canvas_multiple: int = 64, cache: bool = False, progress: bool = False):
     self.batch_size = int(batch_size or config.eval.batch_size)
     self.max_clicks = int(max_clicks or config.eval.max_clicks)
-    self.runner = runner or ClickLoopRunner(model, config, self.max_clicks, encode_fn=encode_fn,
-                                            decode_fn=decode_fn)
-    if self.runner.external_depth and prepare_fn is prepare:
-      prepare_fn = functools.partial(prepare, with_depth=True)
-    self.prepare_fn = prepare_fn
+    self.runner = ClickLoopRunner(model, config, self.max_clicks, fns=fns)
+    self.prepare_fn = functools.partial(prepare, with_depth=self.runner.external_depth)
     self.canvas_multiple = int(canvas_multiple)
     self.samples = samples
     self.cache = cache
@@ -332,26 +324,23 @@ class Evaluator:
 
 
 def evaluate(model, params, config, samples, batch_size: int | None = None,
-             max_clicks: int | None = None, progress: bool = True, *,
-             encode_fn: Callable | None = None, decode_fn: Callable | None = None,
-             canvas_multiple: int = 64, runner: ClickLoopRunner | None = None,
-             prepare_fn: Callable[..., Prepared] = prepare) -> EvalResult:
+             max_clicks: int | None = None, progress: bool = True, *, fns: ModelFns | None = None,
+             canvas_multiple: int = 64) -> EvalResult:
   """Run the standard protocol on `samples` once and return per-sample curves and metrics.
 
   Args:
-    model, params: the model (`encode_fn` / `decode_fn` default to ois_jax.models.ois's
-      encode_image / decode).
+    model, params: the model and its weights.
     config: the run's ConfigDict (model.input_size, model.depth_source, eval.threshold /
       batch_size / max_clicks).
     samples: an EvalDataset (its `skipped` list is carried over) or a sequence of dicts
       {'image': uint8 (H, W, 3), 'gt': int (H, W) 1/0/-1, 'name': str[, 'depth': (H, W)]};
       'depth' is required by models with depth_source='external'.
     batch_size, max_clicks: default to config.eval.batch_size / config.eval.max_clicks.
+    fns: the model's functions (its `encode_image` and `decode` are used); the OIS model's by
+      default.
     canvas_multiple: canvas bucket size in pixels (fewer, larger buckets = fewer compiles).
-    prepare_fn: (sample, input_size) -> Prepared; raises for unusable samples (default `prepare`).
   Returns:
     EvalResult in the order the samples were read; SPC counts execution time only.
   """
-  return Evaluator(model, config, samples, batch_size=batch_size, max_clicks=max_clicks,
-                   canvas_multiple=canvas_multiple, encode_fn=encode_fn, decode_fn=decode_fn,
-                   runner=runner, prepare_fn=prepare_fn, progress=progress).run(params)
+  return Evaluator(model, config, samples, fns=fns, batch_size=batch_size, max_clicks=max_clicks,
+                   canvas_multiple=canvas_multiple, progress=progress).run(params)

@@ -76,5 +76,4 @@ def make_validator(config, model, fns, samples: list[dict] | None = None) -> eva
   """`validate(params) -> metrics` on fixed held-out samples: the one evaluator, with the samples
   prepared and batched once (they are evaluated at every validation)."""
   samples = heldout_samples(config) if samples is None else samples
-  return evaluator.Evaluator(model, config, samples, encode_fn=fns.encode_image,
-                             decode_fn=fns.decode, canvas_multiple=32, cache=True)
+  return evaluator.Evaluator(model, config, samples, fns=fns, canvas_multiple=32, cache=True)

@@ -1,5 +1,5 @@
 """The demo in a real browser: `ois-jax demo` on a free localhost port, driven in the system's
-headless Chromium through Playwright (ois_jax.demo.browser).
+headless Chromium through Playwright (tests/demo/browser.py).
 
 The model is the bundled ois-tiny-procedural (the default of `ois-jax demo`). For other weights
 set OIS_DEMO_TEST_CHECKPOINT=DIR (an export or a training workdir) together with
@@ -89,7 +89,7 @@ def _iou(a, b) -> float:
 
 @pytest.mark.timeout(1500)
 def test_click_mask_negative_click_and_a_second_session_in_chromium(tmp_path):
-  from ois_jax.demo import browser
+  import browser  # tests/demo/browser.py (on sys.path via tests/conftest.py)
   _require(browser.find_chromium() is not None, "needs Chromium: apt-get install chromium")
   try:
     import playwright.sync_api  # noqa: F401

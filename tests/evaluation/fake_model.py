@@ -10,6 +10,7 @@ import numpy as np
 
 from ois_jax.evaluation import evaluator
 from ois_jax.geometry import bilinear_matrix
+from ois_jax.models.model_fns import ModelFns
 
 SIZE = 32
 
@@ -31,6 +32,9 @@ def decode_fn(model, params, state, clicks, prev_mask, has_prev):
   return logits
 
 
+# Only what the evaluator calls: the image encoder and the click decoder.
+FNS = ModelFns(build_model=None, init_params=None, trainable_mask=None, encode_image=encode_fn,
+               decode=decode_fn, make_clicks=None)
 PARAMS = {"a": jnp.float32(1.5), "radius": jnp.float32(4.0)}
 
 

@@ -27,8 +27,7 @@ def _samples(rng, n):
 @pytest.fixture(scope="module")
 def runner():
   cfg = fake_model.config()
-  return evaluator.ClickLoopRunner(None, cfg, max_clicks=8, encode_fn=fake_model.encode_fn,
-                                   decode_fn=fake_model.decode_fn)
+  return evaluator.ClickLoopRunner(None, cfg, max_clicks=8, fns=fake_model.FNS)
 
 
 def test_jitted_loop_equals_host_loop(runner):

@@ -35,18 +35,13 @@ class Source:
     return self.items[i]
 
 
-def _prepare(sample, size):
-  image, gt = evaluator.check_sample(sample)
-  return fake_model.prepared(sample["name"], image, gt, size)
-
-
 @pytest.fixture(scope="module")
 def runner():
   return evaluator.ClickLoopRunner(None, fake_model.config(), max_clicks=5,
-                                   encode_fn=fake_model.encode_fn, decode_fn=fake_model.decode_fn)
+                                   fns=fake_model.FNS)
 
 
-def test_skipped_samples_reported_and_averages_unaffected(runner, tmp_path):
+def test_skipped_samples_reported_and_averages_unaffected(tmp_path):
   rng = np.random.default_rng(5)
   good = [_good(rng, f"g{i}", int(h), int(w)) for i, (h, w) in
           enumerate(rng.integers(20, 70, (5, 2)))]
@@ -62,9 +57,9 @@ def test_skipped_samples_reported_and_averages_unaffected(runner, tmp_path):
     skipped = [("corrupt.png", "cannot identify image file")]
 
   with_bad = evaluate(None, fake_model.PARAMS, cfg, Dataset(), batch_size=2, max_clicks=5,
-                      progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
+                      progress=False, fns=fake_model.FNS, canvas_multiple=128)
   clean = evaluate(None, fake_model.PARAMS, cfg, good, batch_size=3, max_clicks=5,
-                   progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
+                   progress=False, fns=fake_model.FNS, canvas_multiple=128)
   assert with_bad.names == [g["name"] for g in good] == clean.names
   np.testing.assert_array_equal(with_bad.ious, clean.ious)
   skipped = dict(with_bad.skipped)
@@ -83,12 +78,12 @@ def test_skipped_samples_reported_and_averages_unaffected(runner, tmp_path):
   assert back["num_samples"] == 5 and back["SPC"] > 0
 
 
-def test_every_sample_skipped_gives_empty_result(runner):
+def test_every_sample_skipped_gives_empty_result():
   rng = np.random.default_rng(1)
   bad = _good(rng, "e", 20, 20)
   bad["gt"][:] = 0
   res = evaluate(None, fake_model.PARAMS, fake_model.config(), [bad], batch_size=2, max_clicks=5,
-                 progress=False, runner=runner, prepare_fn=_prepare, canvas_multiple=128)
+                 progress=False, fns=fake_model.FNS, canvas_multiple=128)
   assert res.names == [] and res.ious.shape == (0, 5) and len(res.skipped) == 1
   assert math.isnan(res.metrics["NoC90"])
 

@@ -17,8 +17,7 @@ def test_validator_matches_evaluate(standin):
   params = standin.FNS.init_params(model, jax.random.key(0))
   validator = validation.make_validator(cfg, model, standin.FNS, samples)
   ours = validator.run(params).ious
-  ref = evaluate(model, params, cfg, samples, progress=False, encode_fn=standin.FNS.encode_image,
-                 decode_fn=standin.FNS.decode)
+  ref = evaluate(model, params, cfg, samples, progress=False, fns=standin.FNS)
   assert ours.shape == (3, 4)
   np.testing.assert_allclose(ours, ref.ious, atol=1e-6)
   metrics = validator(params)

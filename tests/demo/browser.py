@@ -1,5 +1,5 @@
-"""Drive the demo page in a real headless browser: the system's Chromium through Playwright (no
-browser is downloaded). The browser test (tests/demo/test_browser.py), the screenshot in
+"""Test harness: drive the demo page in a real headless browser, the system's Chromium through
+Playwright (no browser is downloaded). The browser test (test_browser.py), the screenshot in
 docs/demo.png and the latency benchmark (benchmarks/demo_latency.py) all go through here.
 
     with DemoServer(["--model", "ois-tiny-procedural"]) as server, Browser() as browser:

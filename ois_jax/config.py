@@ -139,7 +139,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] 
   known = flat_keys(schema())
   for item in overrides:
     key, sep, text = item.partition("=")
-    key = key.strip().removeprefix("--config.").removeprefix("config.")
+    key = key.strip()
     if not sep or not key:
       raise ConfigError(f"override {item!r}: expected key=value (e.g. model.use_order=False)")
     *parents, leaf = key.split(".")
@@ -158,6 +158,44 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] 
       raise ConfigError(f"override {item!r}: {key} must be of type {type(current).__name__} "
                         f"(now {current!r}), got {text!r}") from None
   return config
+
+
+OVERRIDE_FLAG = "--config."
+
+
+def split_overrides(argv: Iterable[str], flags: Iterable[str] = (OVERRIDE_FLAG,)):
+  """The command line's config overrides, the one spelling every command and script takes:
+  `--config.KEY=VALUE` (or `--config.KEY VALUE`), as ml_collections' config flags spell them.
+  A command with two configs names the second by its own prefix (`--depth-config.KEY=VALUE`).
+
+  Returns (the other arguments, {flag: ['KEY=VALUE', ...]}) for argparse to parse the rest.
+  """
+  argv, flags = list(argv), tuple(flags)
+  rest, found, i = [], {flag: [] for flag in flags}, 0
+  while i < len(argv):
+    arg = argv[i]
+    flag = next((f for f in flags if arg.startswith(f)), None)
+    if flag is None:
+      rest.append(arg)
+    elif "=" in arg:
+      found[flag].append(arg[len(flag):])
+    elif i + 1 < len(argv):
+      found[flag].append(f"{arg[len(flag):]}={argv[i + 1]}")
+      i += 1
+    else:
+      raise ConfigError(f"{arg}: an override needs a value ({flag}KEY=VALUE)")
+    i += 1
+  return rest, found
+
+
+def parse_with_overrides(parser, argv: Iterable[str] | None = None):
+  """`parser.parse_args` with the `--config.KEY=VALUE` overrides taken out first, into args.set
+  (a list of 'KEY=VALUE'). argv defaults to the process's command line."""
+  import sys
+  rest, found = split_overrides(sys.argv[1:] if argv is None else argv)
+  args = parser.parse_args(rest)
+  args.set = found[OVERRIDE_FLAG]
+  return args
 
 
 def model_differences(a: Any, b: Any, ignore: Iterable[str] = ()) -> list[str]:

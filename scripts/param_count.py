@@ -11,7 +11,7 @@ import json
 import jax
 import numpy as np
 
-from ois_jax.config import load_config
+from ois_jax.config import load_config, parse_with_overrides
 from ois_jax.errors import OISError
 from ois_jax.models import ois
 
@@ -40,9 +40,8 @@ def count(cfg_model) -> dict:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--config", default="configs/ois_vitb_1024.py")
-  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
   parser.add_argument("--json", action="store_true")
-  args = parser.parse_args(argv)
+  args = parse_with_overrides(parser, argv)  # --config.KEY=VALUE overrides in args.set
   try:
     config = load_config(args.config, args.set)
   except OISError as e:

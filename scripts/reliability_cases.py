@@ -533,8 +533,8 @@ def evaluate_config_and_checkpoint(ctx: Context):
 
 @group("segment_set",
        ("segment --checkpoint ... --prob-out in a missing folder", "traceback"),
-       ("segment --checkpoint ... --set eval.threshold=T", "ignored --set silently"),
-       ("segment --checkpoint ... --set model.use_order=False", "ignored --set silently"))
+       ("segment --checkpoint ... --config.eval.threshold=T", "ignored the override silently"),
+       ("segment --checkpoint ... --config.model.use_order=False", "ignored the override silently"))
 def segment_set(ctx: Context):
   folder = ctx.fresh("segment_set")
   base = ["segment", ctx.image, "--checkpoint", ctx.checkpoint, "--click", "5,5,+"]
@@ -548,12 +548,12 @@ def segment_set(ctx: Context):
   prob = np.load(prob_out)
   threshold = float(np.median(prob))
   b_png = os.path.join(folder, "b.png")
-  applied = ois_jax(*base, "--out", b_png, "--set", f"eval.threshold={threshold}", env=ctx.env)
+  applied = ois_jax(*base, "--out", b_png, f"--config.eval.threshold={threshold}", env=ctx.env)
   follows = applied.code == 0 and np.array_equal(np.asarray(Image.open(b_png)) > 0, prob > threshold)
   rows.append(after(applied, follows, [f"mask == prob > {threshold:.4f}: {'yes' if follows else 'NO'}"],
                     sees=applied.stdout_line("pixels segmented")))
   c_png = os.path.join(folder, "c.png")
-  refused = ois_jax(*base, "--out", c_png, "--set", "model.use_order=False", env=ctx.env)
+  refused = ois_jax(*base, "--out", c_png, "--config.model.use_order=False", env=ctx.env)
   rows.append(after(refused, refused.one_line_error("cannot change the model") and not os.path.exists(c_png)))
   return rows
 
@@ -601,8 +601,8 @@ def write_metrics(folder: str) -> str:
 @group("segment_errors",
        ("segment --out a folder", "traceback"),
        ("segment --out with an unknown extension", "traceback"),
-       ("segment --set nosec.key=1", "traceback"),
-       ("segment --set model.input_size=abc", "traceback"),
+       ("segment --config.nosec.key=1", "traceback"),
+       ("segment --config.model.input_size=abc", "traceback"),
        ("segment --checkpoint whose params don't fit its config", "traceback"))
 def segment_errors(ctx: Context):
   folder = ctx.fresh("segment_errors")
@@ -612,8 +612,8 @@ def segment_errors(ctx: Context):
   cases = [([*base, "--checkpoint", ctx.checkpoint, "--out", os.path.join(folder, "a_folder")], "is a folder"),
            ([*base, "--checkpoint", ctx.checkpoint, "--out", os.path.join(folder, "m.xyz")],
             "unknown file type"),
-           ([*base, "--checkpoint", ctx.checkpoint, *out, "--set", "nosec.key=1"], "no such config key nosec.key"),
-           ([*base, "--config", TINY, *out, "--set", "model.input_size=abc"], "must be of type int"),
+           ([*base, "--checkpoint", ctx.checkpoint, *out, "--config.nosec.key=1"], "no such config key nosec.key"),
+           ([*base, "--config", TINY, *out, "--config.model.input_size=abc"], "must be of type int"),
            ([*base, "--checkpoint", ctx.misfit_checkpoint, *out], "do not fit this model config")]
   rows = []
   for argv, needle in cases:

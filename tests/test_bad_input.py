@@ -43,9 +43,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 # --- segment ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("overrides,needle", [
-    (["--set", "nosec.key=1"], "no such config key nosec.key"),
-    (["--set", "eval.treshold=0.5"], "did you mean eval.threshold"),
-    (["--set", "model.input_size=abc"], "model.input_size must be of type int"),
+    (["--config.nosec.key=1"], "no such config key nosec.key"),
+    (["--config.eval.treshold=0.5"], "did you mean eval.threshold"),
+    (["--config.model.input_size=abc"], "model.input_size must be of type int"),
 ])
 def test_segment_bad_overrides(tiny_checkpoint, tmp_path, capsys, overrides, needle):
   argv = ["segment", tiny_checkpoint["image"], "--config", TINY, "--click", "5,5,+", *overrides,
@@ -110,10 +110,10 @@ def test_segment_set_applies_to_a_checkpoint_but_cannot_change_its_model(tiny_ch
   assert cli.main(base + ["--out", str(tmp_path / "a.png"), "--prob-out", str(tmp_path / "p.npy")]) == 0
   prob = np.load(tmp_path / "p.npy")
   threshold = float(np.median(prob))
-  assert cli.main(base + ["--out", str(tmp_path / "b.png"), "--set", f"eval.threshold={threshold}"]) == 0
+  assert cli.main(base + ["--out", str(tmp_path / "b.png"), f"--config.eval.threshold={threshold}"]) == 0
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")) > 0, prob > threshold)
   capsys.readouterr()
-  assert cli.main(base + ["--out", str(tmp_path / "c.png"), "--set", "model.use_order=False"]) == 1
+  assert cli.main(base + ["--out", str(tmp_path / "c.png"), "--config.model.use_order=False"]) == 1
   assert "cannot change the model" in one_line(capsys) and not (tmp_path / "c.png").exists()
 
 

@@ -43,9 +43,9 @@ def one_line(capsys) -> str:
 
 @pytest.mark.parametrize("argv", [
     ["train", "--config", TINY, "--workdir", "WORKDIR", f"--config.{TYPO}"],
-    ["train", "--config", TINY, "--workdir", "WORKDIR", "--set", TYPO],
-    ["evaluate", "--config", TINY, "--dataset", "procedural", "--set", TYPO, "--out", "WORKDIR"],
-    ["segment", "IMAGE", "--config", TINY, "--click", "1,1,+", "--set", TYPO, "--out", "WORKDIR/m.png"],
+    ["train", "--config", TINY, "--workdir", "WORKDIR", "--config." + TYPO.split("=")[0], "False"],
+    ["evaluate", "--config", TINY, "--dataset", "procedural", "--config." + TYPO, "--out", "WORKDIR"],
+    ["segment", "IMAGE", "--config", TINY, "--click", "1,1,+", "--config." + TYPO, "--out", "WORKDIR/m.png"],
 ])
 def test_misspelled_key_on_each_command(argv, tmp_path, capsys):
   import numpy as np
@@ -58,7 +58,7 @@ def test_misspelled_key_on_each_command(argv, tmp_path, capsys):
 
 def test_misspelled_key_in_a_script():
   result = subprocess.run([sys.executable, str(REPO / "scripts" / "param_count.py"), "--config", TINY,
-                           "--set", TYPO], capture_output=True, text=True, cwd=REPO)
+                           "--config." + TYPO], capture_output=True, text=True, cwd=REPO)
   assert result.returncode != 0 and HINT in result.stderr and "Traceback" not in result.stderr
 
 

@@ -1,9 +1,9 @@
-"""`key.sub=value` overrides shared by `ois-jax segment --set` and the experiment scripts."""
+"""`key.sub=value` overrides shared by `ois-jax segment --config.KEY=VALUE` and the experiment scripts."""
 
 import pytest
 
 from ois_jax.configs import ois_tiny
-from ois_jax.config import apply_overrides
+from ois_jax.config import apply_overrides, split_overrides
 from ois_jax.errors import OISError
 
 
@@ -20,3 +20,14 @@ def test_overrides_parse_literals_and_keep_strings():
 def test_bad_override_names_the_problem(item, message):
   with pytest.raises(OISError, match=message):
     apply_overrides(ois_tiny.get_config(), [item])
+
+
+def test_one_override_spelling_with_a_prefix_per_config():
+  argv = ["--workdir", "w", "--config.model.use_order=False", "--depth-config.total_steps", "5",
+          "--config.data.batch_size=2", "--quiet"]
+  rest, found = split_overrides(argv, ("--depth-config.", "--config."))
+  assert rest == ["--workdir", "w", "--quiet"]
+  assert found == {"--config.": ["model.use_order=False", "data.batch_size=2"],
+                   "--depth-config.": ["total_steps=5"]}
+  with pytest.raises(ValueError, match="needs a value"):
+    split_overrides(["--config.total_steps"])

@@ -8,30 +8,20 @@ from ois_jax.errors import ConfigError, OISError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, random_ok: bool = True) -> None:
-  """--config / --checkpoint / --model and the config overrides (--set KEY=VALUE, repeatable;
-  `--config.KEY=VALUE` is accepted too, as ml_collections spells it)."""
+  """--config / --checkpoint / --model; config overrides are `--config.KEY=VALUE` (repeatable,
+  taken out of the command line by `ois_jax.config.parse_with_overrides`)."""
   parser.add_argument("--config", help="config file, `file.py:arg` or installed config name"
-                      + (" (random weights from --seed when no weights are given)" if random_ok else ""))
+                      + (" (random weights from --seed when no weights are given)" if random_ok else "")
+                      + "; --config.KEY=VALUE overrides one key (repeatable)")
   parser.add_argument("--checkpoint", help="OIS weights: an export (WORKDIR/best, WORKDIR/final), a "
                       "training workdir (its best step, else its latest) or one step WORKDIR/checkpoints/N")
   parser.add_argument("--model", help="a model bundled with ois-jax, e.g. ois-tiny-procedural")
-  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="config override, e.g. eval.threshold=0.5 (repeatable)")
 
 
 def check_probability(value, name: str) -> None:
   """ConfigError unless `value` is None or a number in [0, 1] (NaN is refused too)."""
   if value is not None and not 0.0 <= float(value) <= 1.0:
     raise ConfigError(f"{name} must be in [0, 1], got {value}")
-
-
-def parse_with_overrides(parser: argparse.ArgumentParser, argv):
-  """parse_args, with `--config.KEY=VALUE` items moved into args.set."""
-  argv = list(argv or [])
-  overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
-  args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
-  args.set = list(getattr(args, "set", []) or []) + overrides
-  return args
 
 
 def load_model(args, log=print):
@@ -74,7 +64,7 @@ def load_model(args, log=print):
   config_lib.apply_overrides(config, args.set)
   differences = config_lib.model_differences(model_before, config.model, ignore=INIT_KEYS)
   if differences:
-    raise ConfigError(f"--set cannot change the model of {weights.source} (its weights fix it): "
+    raise ConfigError(f"--config.model.* cannot change the model of {weights.source} (its weights fix it): "
                       f"{'; '.join(differences)}")
   return config, weights.params, weights.source
 

@@ -11,6 +11,7 @@ sends no analytics. Needs the `demo` extra: pip install 'ois-jax[demo]'.
 import argparse
 import os
 
+from ois_jax import config as config_lib
 from ois_jax.cli import _common
 from ois_jax.errors import ConfigError, OISError
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-  args = _common.parse_with_overrides(build_parser(), argv)
+  args = config_lib.parse_with_overrides(build_parser(), argv)
   if not 0 < args.port < 65536:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
   if args.max_side < 14:

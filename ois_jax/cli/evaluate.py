@@ -15,6 +15,7 @@ and prints a table in the layout of the paper's Table 1.
 import argparse
 import os
 
+from ois_jax import config as config_lib
 from ois_jax.cli import _common
 from ois_jax.errors import OISError
 
@@ -87,7 +88,7 @@ def label_of(args, config) -> str:
 
 
 def main(argv=None) -> int:
-  args = _common.parse_with_overrides(build_parser(), argv)
+  args = config_lib.parse_with_overrides(build_parser(), argv)
   check_args(args)
   config, params, source = _common.load_model(args)
   name = args.model or (os.path.basename(os.path.normpath(args.checkpoint)) if args.checkpoint

@@ -5,7 +5,7 @@ the binary mask (prob > threshold) as an 8-bit PNG (255 = object), optionally th
 as .npy. --checkpoint takes an export, a training workdir (its best step, else its latest) or one
 training step; --model a bundled model (ois-tiny-procedural). With only --config the model is
 randomly initialised from --seed (useful only to try the pipeline). Existing outputs are refused
-unless --overwrite. Config overrides: `--set eval.threshold=0.5` (repeatable; with weights, the
+unless --overwrite. Config overrides: `--config.eval.threshold=0.5` (repeatable; with weights, the
 model section cannot change).
 """
 
@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from ois_jax import config as config_lib
 from ois_jax.cli import _common
 from ois_jax.errors import ClickError, ConfigError
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-  args = _common.parse_with_overrides(build_parser(), argv)
+  args = config_lib.parse_with_overrides(build_parser(), argv)
   # Everything that can be checked without the model is checked first (seconds, not a compile).
   _common.check_probability(args.threshold, "--threshold")
   if args.seed is not None and (args.checkpoint or args.model):

@@ -1,7 +1,7 @@
 """`ois-jax train --config CFG --workdir DIR [--config.KEY=VALUE ...]`
 
 Trains OIS from a config (a file with `get_config()`, `file.py:arg`, or an installed config name;
-any key can be overridden: `--config.total_steps=2000`, or `--set total_steps=2000`). Running
+any key can be overridden: `--config.total_steps=2000`). Running
 again on the same workdir resumes from its latest checkpoint. The workdir receives the resolved
 `config.json`, resumable checkpoints `checkpoints/<step>/`, and the self-describing weights
 `final/` (last step) and `best/` (best validation step) that `ois-jax evaluate --checkpoint DIR`,
@@ -13,7 +13,6 @@ DepthAnythingV2 weights with `--config.model.depth_checkpoint=PATH` (a converted
 import argparse
 import sys
 
-from ois_jax.cli import _common
 from ois_jax.errors import ConfigError
 
 
@@ -21,10 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="ois-jax train", description=__doc__.split("\n\n")[0],
                               epilog=__doc__.split("\n\n", 1)[1],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--config", help="config file, `file.py:arg` or installed config name (required)")
+  p.add_argument("--config", help="config file, `file.py:arg` or installed config name (required); "
+                 "--config.KEY=VALUE overrides one key (repeatable)")
   p.add_argument("--workdir", help="folder for checkpoints, logs, config.json and the weights (required)")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="config override (repeatable); --config.KEY=VALUE works too")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   return p
 
@@ -32,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str]):
   """(config, workdir, quiet) from the command line."""
   from ois_jax import config as config_lib
-  args = _common.parse_with_overrides(build_parser(), argv)
+  args = config_lib.parse_with_overrides(build_parser(), argv)
   if not args.config:
     raise ConfigError("--config is required (e.g. --config configs/ois_tiny.py)")
   if not args.workdir:

@@ -29,7 +29,7 @@ def test_defaults_bind_this_machine_only_with_the_bundled_model():
     (["--max-side", "5"], "--max-side 5: too small"),
     (["--model", "ois-huge"], "unknown model 'ois-huge'"),
     (["--checkpoint", "/nonexistent/ois_run"], "/nonexistent/ois_run"),
-    (["--config", TINY, "--set", "model.depth_source=external"], "own depth head"),
+    (["--config", TINY, "--config.model.depth_source=external"], "own depth head"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, needle):
   assert cli.main(["demo", *argv]) != 0

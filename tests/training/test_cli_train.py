@@ -57,12 +57,12 @@ def test_train_cli_data_dir_without_images(tmp_path, capsys):
 
 # The recipe shrunk to seconds per stage: a 16-d depth model at 56 px on 48 x 64 scenes.
 QUICKSTART_ARGS = ["--depth-steps=2", "--steps=2", "--eval-samples=2", "--clicks=3", "--quiet",
-                   "--depth-set=model.embed_dim=16", "--depth-set=model.num_heads=2",
-                   "--depth-set=model.features=8", "--depth-set=model.out_channels=(4,8,16,16)",
-                   "--depth-set=model.input_size=56", "--depth-set=data.procedural_size=(48,64)",
-                   "--depth-set=data.batch_size=2", "--set=data.procedural_size=(48,64)",
-                   "--set=data.batch_size=2", "--set=model.prompt_dim=16", "--set=model.mlp_dim=32",
-                   "--set=eval.batch_size=2"]
+                   "--depth-config.model.embed_dim=16", "--depth-config.model.num_heads=2",
+                   "--depth-config.model.features=8", "--depth-config.model.out_channels=(4,8,16,16)",
+                   "--depth-config.model.input_size=56", "--depth-config.data.procedural_size=(48,64)",
+                   "--depth-config.data.batch_size=2", "--config.data.procedural_size=(48,64)",
+                   "--config.data.batch_size=2", "--config.model.prompt_dim=16", "--config.model.mlp_dim=32",
+                   "--config.eval.batch_size=2"]
 
 
 @pytest.mark.slow  # stages 1-3 of the real recipe at tiny sizes (~2-3 min on 2 shared cores)
@@ -116,7 +116,7 @@ def test_quickstart_runs_the_recipe_and_resumes(tmp_path, capsys):
 def test_quickstart_bad_arguments(tmp_path, capsys):
   assert cli.main(["quickstart", f"--workdir={tmp_path}", "--steps=0"]) == 1
   assert "--steps must be positive" in capsys.readouterr().err
-  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--set=model.input_size=56"]) == 1
+  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--config.model.input_size=56"]) == 1
   assert "the encoder comes from stage 1" in capsys.readouterr().err
-  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--set=model.no_such_key=1"]) == 1
+  assert cli.main(["quickstart", f"--workdir={tmp_path}", "--config.model.no_such_key=1"]) == 1
   assert "no such config key" in capsys.readouterr().err

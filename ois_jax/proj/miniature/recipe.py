@@ -46,7 +46,8 @@ def build_configs(depth_steps: int | None = None, steps: int | None = None, dept
   linked = ois_tiny_procedural.link_encoder(copy.deepcopy(config), depth).model
   for key in ois_tiny_procedural.LINKED_KEYS:
     if config.model[key] != linked[key]:  # one source for the encoder: the stage-1 model
-      raise OISError(f"--set model.{key}: the encoder comes from stage 1; change it with --depth-set")
+      raise OISError(f"--config.model.{key}: the encoder comes from stage 1; change it with "
+                     f"--depth-config.model.{ois_tiny_procedural.LINKED_KEYS[key]}")
   if steps is not None:
     config.total_steps = int(steps)
     config.checkpoint_every = max(1, int(steps) // 2)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ois_jax.configs import ois_tiny
 from ois_jax.data_pipelines import eval_datasets
-from ois_jax.config import apply_overrides
+from ois_jax.config import apply_overrides, parse_with_overrides
 from ois_jax.evaluation import evaluator
 from ois_jax.training import train_step as ts, trainer, validation
 
@@ -34,9 +34,7 @@ def main():
   p.add_argument("--benchmarks", nargs="*", default=[], metavar="NAME=DIR",
                  help="also evaluate on these benchmarks, e.g. grabcut=/data/GrabCut")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                 help="config overrides, e.g. model.use_order=False train.learning_rate=3e-4")
-  args = p.parse_args()
+  args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
   config = apply_overrides(ois_tiny.get_config(), args.set)
   config.seed = args.seed
   config.data.dataset, config.data_dir = "bsds500", args.data_dir

@@ -1,12 +1,12 @@
 """Stage-1 learning curve: the quickstart's depth model trained longer, with the held-out SSI error.
 
-Trains the DepthAnythingV2 of ois_jax/proj/miniature/configs/depth_tiny_procedural.py (with --set overrides) and every
+Trains the DepthAnythingV2 of ois_jax/proj/miniature/configs/depth_tiny_procedural.py (with --config.KEY=VALUE overrides) and every
 --every steps prints JSON with the mean training loss of the last 100 steps, the SSI error on 32
 held-out scenes (a constant prediction scores exactly 1.0), wall and CPU seconds, and saves the
 weights as a converted-DAv2 checkpoint WORKDIR/stepN (usable as `model.depth_checkpoint`, e.g.
 by experiments/recipe_stage2.py) with its held-out depth maps, WORKDIR/stepN_heldout_depth.png.
 
-  python -m ois_jax.proj.miniature.experiments.depth_curve --workdir runs/depth_curve --set total_steps=3000
+  python -m ois_jax.proj.miniature.experiments.depth_curve --workdir runs/depth_curve --config.total_steps=3000
 
 --output-bias B starts the depth head's last conv bias at B instead of 0: at Flax's initial
 weights the final ReLU zeroes about 75 % of the output pixels, which then pass no gradient.
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import checkpoint
-from ois_jax.config import apply_overrides
+from ois_jax.config import apply_overrides, parse_with_overrides
 from ois_jax.proj.miniature.configs import depth_tiny_procedural
 from ois_jax.models.depth import DepthAnythingV2
 from ois_jax.proj.miniature import depth_eval, depth_pretrain as dp
@@ -31,10 +31,9 @@ from ois_jax.proj.miniature import depth_eval, depth_pretrain as dp
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True)
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--every", type=int, default=300)
   p.add_argument("--output-bias", type=float, default=None, metavar="B")
-  args = p.parse_args()
+  args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
   config = apply_overrides(depth_tiny_procedural.get_config(), args.set)
   model = DepthAnythingV2.from_config(dp.depth_config(config))
   params = dp.init_params(model, int(config.seed), config.train.get("layer_scale_init"))

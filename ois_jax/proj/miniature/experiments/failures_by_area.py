@@ -4,9 +4,9 @@ held-out scenes, and splits the objects that never reach 90 % IoU within the cli
 area (pixels at the scene's 120 x 160).
 
   python -m ois_jax.proj.miniature.experiments.failures_by_area --checkpoint runs/s2_order
-  python -m ois_jax.proj.miniature.experiments.failures_by_area --checkpoint runs/s2_occ --set data.procedural_depth=occlusion
+  python -m ois_jax.proj.miniature.experiments.failures_by_area --checkpoint runs/s2_occ --config.data.procedural_depth=occlusion
 
---set overrides the workdir's config before the held-out scenes are built (the depth the samples
+--config.KEY=VALUE overrides the workdir's config before the held-out scenes are built (the depth the samples
 carry must be the one the model was trained with). Prints JSON: NoC90, NoF90 (which, as in the
 field's code, also counts an object first reaching 90 % at the last click), never_90 (the
 objects that never reach it), the mean IoU after each click, and for each area bucket the object
@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from ois_jax.proj.miniature import recipe
-from ois_jax.config import apply_overrides
+from ois_jax.config import apply_overrides, parse_with_overrides
 from ois_jax.evaluation import evaluate
 from ois_jax.predictor import Predictor
 
@@ -30,9 +30,8 @@ AREA_EDGES = (0, 300, 600, 1200, 3000, 10 ** 9)
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", required=True, help="a training workdir, an export folder or one step")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--samples", type=int, default=100)
-  args = p.parse_args()
+  args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
   predictor = Predictor.from_checkpoint(args.checkpoint)
   config = apply_overrides(copy.deepcopy(predictor.config), args.set)
   samples = recipe.heldout_scenes(config, args.samples)

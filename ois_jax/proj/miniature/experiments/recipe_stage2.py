@@ -3,11 +3,11 @@ model from experiments/depth_curve.py), evaluated with the standard protocol on 
 100 held-out scenes. Prints JSON: the training IoU / loss trajectory and the held-out metrics.
 
   python -m ois_jax.proj.miniature.experiments.recipe_stage2 --depth runs/depth_curve/step3000 --workdir runs/s2_order \
-      --set total_steps=1500
+      --config.total_steps=1500
   python -m ois_jax.proj.miniature.experiments.recipe_stage2 --depth runs/depth_curve/step3000 --workdir runs/s2_no_order \
-      --set total_steps=1500 --no-order
+      --config.total_steps=1500 --no-order
 
-The OIS encoder sizes come from the checkpoint; --set overrides ois_jax/proj/miniature/configs/ois_tiny_procedural.py.
+The OIS encoder sizes come from the checkpoint; --config.KEY=VALUE overrides ois_jax/proj/miniature/configs/ois_tiny_procedural.py.
 """
 
 import argparse
@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from ois_jax.proj.miniature import recipe
-from ois_jax.config import apply_overrides
+from ois_jax.config import apply_overrides, parse_with_overrides
 from ois_jax.proj.miniature.configs import ois_tiny_procedural
 from ois_jax.evaluation import evaluate
 from ois_jax.models import ois
@@ -30,9 +30,8 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--depth", required=True, help="converted DAv2 checkpoint folder (custom size)")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--no-order", action="store_true", help="the use_order=False ablation")
-  args = p.parse_args()
+  args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
   _, depth_config, _ = load_depth_model(args.depth)
   s = depth_config.sizes
   config = ois_tiny_procedural.get_config()

@@ -18,6 +18,7 @@ case behaves as intended (one clear line, nothing lost or overwritten). A case t
 """
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -706,6 +707,151 @@ def crafted_pickle(ctx: Context):
   ran = os.path.exists(marker)
   return [after(run, run.one_line_error("refusing to load") and not ran,
                 [f"payload ran: {'YES' if ran else 'no'}"])]
+
+
+# --- issue: writes, locks, stops ------------------------------------------------------------------
+@contextlib.contextmanager
+def full_disk(ctx: Context, name: str):
+  """A folder on a 256 kB tmpfs filled to the last byte (yields None when no tmpfs can be mounted)."""
+  mount = ctx.path("cases", f"full_{name}")
+  if mount_tmpfs(mount, "256k"):
+    yield None
+    return
+  try:
+    with open(os.path.join(mount, "filler"), "wb") as f:
+      with contextlib.suppress(OSError):
+        while True:
+          f.write(b"\0" * 4096)
+          f.flush()
+  except OSError:
+    pass
+  try:
+    yield mount
+  finally:
+    unmount(mount)
+
+
+def left_behind(folder: str) -> list[str]:
+  """What a failed write left in `folder` (the filler aside)."""
+  return sorted(n for n in os.listdir(folder) if n != "filler") if os.path.isdir(folder) else []
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_export(ctx: Context) -> str:
+  """The tiny checkpoint exported to ONNX (no verification), for the example's cases."""
+  out = ctx.path("onnx_export")
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "onnx", "--out", out, "--no-verify",
+                env=ctx.env)
+  if run.code != 0:
+    raise RuntimeError(f"export failed: {run.first_line()}")
+  return out
+
+
+def example(*args, env) -> Run:
+  return Command([sys.executable, os.path.join(REPO, "examples", "onnx_segment.py"), *map(str, args)],
+                 env).finish(120)
+
+
+@group("writes_full_disk",
+       ("segment --out on a full disk (tmpfs)", "traceback; a 0-byte mask.png that a rerun refuses"),
+       ("segment --prob-out on a full disk (tmpfs)", "traceback"),
+       ("depth --out on a full disk (tmpfs)", "traceback"),
+       ("evaluate --out on a full disk (tmpfs)", "traceback"),
+       ("export --out on a full disk (tmpfs)", "traceback"),
+       ("convert checkpoint -> .safetensors on a full disk (tmpfs)", "traceback"),
+       ("convert .safetensors -> checkpoint on a full disk (tmpfs)", "traceback"))
+def writes_on_a_full_disk(ctx: Context):
+  folder = ctx.fresh("writes_full_disk")
+  weights = os.path.join(folder, "dav2.safetensors")
+  made = ois_jax("convert", ctx.dav2_checkpoint, weights, env=ctx.env)
+  segment = ["segment", ctx.image, "--checkpoint", ctx.checkpoint, "--click", "5,5,+"]
+  cases = [
+      ("segment", lambda d: [*segment, "--out", os.path.join(d, "mask.png")]),
+      ("prob", lambda d: [*segment, "--out", os.path.join(folder, "m.png"), "--overwrite",
+                          "--prob-out", os.path.join(d, "p.npy")]),
+      ("depth", lambda d: ["depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--input-size", "56",
+                           "--out", os.path.join(d, "d.npy")]),
+      ("evaluate", lambda d: ["evaluate", "--checkpoint", ctx.checkpoint, "--dataset", "procedural",
+                              "--limit", "1", "--max-clicks", "1", "--no-progress", "--out",
+                              os.path.join(d, "eval")]),
+      ("export", lambda d: ["export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify",
+                            "--out", os.path.join(d, "export")]),
+      ("to_file", lambda d: ["convert", ctx.dav2_checkpoint, os.path.join(d, "w.safetensors")]),
+      ("to_flax", lambda d: ["convert", weights, os.path.join(d, "ckpt")]),
+  ]
+  rows = []
+  for name, argv in cases:
+    if name == "to_flax" and made.code != 0:
+      rows.append(after(made, False, ["the .safetensors to convert back was not made"]))
+      continue
+    with full_disk(ctx, name) as disk:
+      if disk is None:
+        rows.append(After("not run", "cannot mount a tmpfs here (needs root)", 0.0, False))
+        continue
+      run = ois_jax(*argv(disk), env=ctx.env)
+      left = left_behind(disk)
+      rows.append(after(run, run.one_line_error("No space left on device", disk) and not left,
+                        [f"left on the disk: {left or 'nothing'}"]))
+  return rows
+
+
+@group("writes_paths",
+       ("examples/onnx_segment.py --out its own input photo", "replaces the photo with the mask silently"),
+       ("segment --out its own input image --overwrite", "replaces the image with the mask"),
+       ("depth --out an existing folder d.npy", "traceback after the model ran"),
+       ("depth --png with an unknown extension", "traceback after the work is done"),
+       ("convert checkpoint -> an existing folder named x.pth", "traceback"),
+       ("export --out below a regular file", "traceback"),
+       ("best/, final/ and convert outputs under umask 022", "0700 folders / 0600 files"))
+def write_paths(ctx: Context):
+  folder = ctx.fresh("writes_paths")
+  photo = os.path.join(folder, "photo.png")
+  shutil.copy(ctx.image, photo)
+  before = open(photo, "rb").read()
+  rows = []
+  try:
+    run = example(onnx_export(ctx), photo, "--click", "5,5,+", "--out", photo, env=ctx.env)
+    intact = open(photo, "rb").read() == before
+    rows.append(after(run, run.code == 1 and "is the input" in run.first_line() and intact,
+                      [f"photo unchanged: {'yes' if intact else 'NO'}"]))
+  except RuntimeError as e:
+    rows.append(After("not run", str(e), 0.0, False))
+  run = ois_jax("segment", photo, "--checkpoint", ctx.checkpoint, "--click", "5,5,+", "--out", photo,
+                "--overwrite", env=ctx.env)
+  intact = open(photo, "rb").read() == before
+  rows.append(after(run, run.one_line_error("is the input") and intact,
+                    [f"image unchanged: {'yes' if intact else 'NO'}"]))
+  os.makedirs(os.path.join(folder, "d.npy"))
+  run = ois_jax("depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--out", os.path.join(folder, "d.npy"),
+                env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a folder") and run.seconds < 30, [f"{run.seconds:.0f} s"]))
+  run = ois_jax("depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--out", os.path.join(folder, "e.npy"),
+                "--png", os.path.join(folder, "e.webq"), env=ctx.env)
+  nothing = not os.path.exists(os.path.join(folder, "e.npy"))
+  rows.append(after(run, run.one_line_error("unknown file type") and nothing,
+                    [f"nothing written: {'yes' if nothing else 'NO'}"]))
+  os.makedirs(os.path.join(folder, "x.pth"))
+  run = ois_jax("convert", ctx.dav2_checkpoint, os.path.join(folder, "x.pth"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a folder")))
+  open(os.path.join(folder, "a_file"), "w").write("x")
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax",
+                "--out", os.path.join(folder, "a_file", "export"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a file, not a folder")))
+  env = dict(ctx.env)
+  out = os.path.join(folder, "modes.safetensors")
+  run = Command(["sh", "-c", 'umask 022 && exec "$@"', "sh", sys.executable, "-m", "ois_jax", "convert",
+                 ctx.dav2_checkpoint, out], env).finish(240)
+  workdir = os.path.join(folder, "modes_run")
+  trained = Command(["sh", "-c", 'umask 022 && exec "$@"', "sh",
+                     *faults.train_argv(workdir, "--config.total_steps=1")], env).finish(300)
+  modes = {}
+  for path in (out, os.path.join(workdir, "final"), os.path.join(workdir, "final", "ois_checkpoint.json")):
+    modes[os.path.relpath(path, folder)] = oct(os.stat(path).st_mode & 0o777) if os.path.exists(path) else "missing"
+  ok = (run.code == 0 and trained.code == 0 and modes[os.path.relpath(out, folder)] == "0o644"
+        and modes["modes_run/final"] == "0o755" and modes["modes_run/final/ois_checkpoint.json"] == "0o644")
+  rows.append(after(trained, ok, [f"{k} {v}" for k, v in modes.items()],
+                    sees=f"convert exit {run.code}, train exit {trained.code}"))
+  return rows
 
 
 # --- the table ------------------------------------------------------------------------------------

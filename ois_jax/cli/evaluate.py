@@ -15,6 +15,7 @@ and prints a table in the layout of the paper's Table 1.
 import argparse
 import os
 
+from ois_jax import outputs
 from ois_jax.cli import _common
 from ois_jax.errors import OISError
 
@@ -94,10 +95,9 @@ def main(argv=None) -> int:
                         else config.get("name", "model"))
   out_dir = args.out or os.path.join("runs", "eval", f"{name}_{args.dataset}")
   from ois_jax.evaluation import report
+  outputs.check_folder(out_dir)
   if os.path.exists(os.path.join(out_dir, report.METRICS_FILE)) and not args.overwrite:
     raise OISError(f"{out_dir} already holds {report.METRICS_FILE}; pass --overwrite or another --out")
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise OISError(f"--out {out_dir}: is a file; give a folder")
 
   import jax
 
@@ -125,7 +125,6 @@ def main(argv=None) -> int:
                     max_clicks=args.max_clicks, progress=not args.no_progress,
                     canvas_multiple=args.canvas_multiple)
 
-  os.makedirs(out_dir, exist_ok=True)
   record = report.metrics_record(result, args.dataset, args.checkpoint or args.model,
                                  config.get("name", name), config.to_dict())
   record["config_file"] = args.config

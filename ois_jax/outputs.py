@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 
+from ois_jax import stopping
 from ois_jax.errors import OISError
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -200,6 +201,7 @@ def writing(path: str, what: str = "--out"):
     yield tmp
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
+    stopping.keep(path)
   except Exception as e:
     failure = write_failure(e)
     if failure is None:
@@ -239,6 +241,7 @@ def staged_folder(directory: str, what: str = "--out"):
     yield staging
     set_modes(staging)
     records.publish_folder(staging, directory)
+    stopping.keep(directory)
   except Exception as e:
     failure = write_failure(e)
     if failure is None:

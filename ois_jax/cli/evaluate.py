@@ -13,6 +13,7 @@ and prints a table in the layout of the paper's Table 1.
 """
 
 import argparse
+import contextlib
 import os
 
 from ois_jax import outputs
@@ -130,11 +131,20 @@ def main(argv=None) -> int:
   record["config_file"] = args.config
   record["weights"] = source
   label = label_of(args, config)
-  metrics_path = report.write_metrics(out_dir, record)
-  report.write_curves(out_dir, result)
-  curve = report.miou_curve(record)
-  plot_path = report.plot_curves(os.path.join(out_dir, report.PLOT_FILE), [(label, curve)],
-                                 f"{args.dataset}: mIoU vs clicks")
+  created = not os.path.exists(out_dir)
+  try:
+    metrics_path = report.write_metrics(out_dir, record)
+    report.write_curves(out_dir, result)
+    plot_path = report.plot_curves(os.path.join(out_dir, report.PLOT_FILE),
+                                   [(label, report.miou_curve(record))], f"{args.dataset}: mIoU vs clicks")
+  except outputs.WriteError:  # a full disk: no half set of results, no folder of ours left empty
+    if created and os.path.isdir(out_dir):
+      for leftover in (report.METRICS_FILE, report.CURVES_FILE, report.PLOT_FILE):
+        with contextlib.suppress(OSError):
+          os.remove(os.path.join(out_dir, leftover))
+      with contextlib.suppress(OSError):
+        os.rmdir(out_dir)
+    raise
   print(f"\n{args.dataset}: {result.metrics['num_samples']} samples, "
         f"{len(result.skipped)} skipped, {args.max_clicks} clicks each")
   print(report.format_table([(label, result.metrics)]))

@@ -205,3 +205,20 @@ def test_export_overwrite_keeps_users_file(tmp_path):
   (tmp_path / "a_file").write_text("x")
   with pytest.raises(outputs.OutputError, match="is a file"):
     exporter.check_target(str(tmp_path / "a_file" / "export"), overwrite=False)
+
+
+def test_data_cache_a_file_below_a_file_or_read_only(tmp_path, monkeypatch):
+  from data_pipelines import tfds_base
+  from ois_jax.errors import DataError
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  with pytest.raises(DataError, match="--cache-dir .*is a file"):
+    tfds_base._check_cache(str(a_file), write=False)
+  monkeypatch.setenv("OIS_JAX_DATA_CACHE", str(a_file / "tfds"))
+  with pytest.raises(DataError, match=r"\$OIS_JAX_DATA_CACHE .*is below the file"):
+    tfds_base._check_cache(None, write=False)
+  monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a read-only folder answers
+  with pytest.raises(DataError, match="cannot write there"):
+    tfds_base._check_cache(str(tmp_path / "cache"), write=True)
+  assert tfds_base._check_cache(str(tmp_path / "cache"), write=False) == "--cache-dir"
+  assert a_file.read_text() == "x"

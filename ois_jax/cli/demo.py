@@ -44,10 +44,14 @@ def main(argv=None) -> int:
   os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
   # Gradio keeps the uploads in a folder of this process's own, removed on any exit.
   uploads = tempfile.mkdtemp(prefix="ois-demo-uploads-")
-  os.environ.setdefault("GRADIO_TEMP_DIR", uploads)
+  ours = "GRADIO_TEMP_DIR" not in os.environ
+  if ours:
+    os.environ["GRADIO_TEMP_DIR"] = uploads
   try:
     return _serve(args)
   finally:
+    if ours:
+      os.environ.pop("GRADIO_TEMP_DIR", None)
     app_lib = sys.modules.get("ois_jax.demo.app")  # imported once gradio is there
     if app_lib is not None:
       app_lib.remove_session_folders()

@@ -14,7 +14,9 @@ file and folder they put in place); `hint(text)` what a rerun does (quickstart: 
 """
 
 import contextlib
+import os
 import signal
+import sys
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _kept: list[str] = []
@@ -38,8 +40,29 @@ def hint(text: str) -> None:
   _hint[:] = [text]
 
 
+_received: list[int] = []
+
+
+def received() -> int | None:
+  """The signal received since the command started (None: none). A loop that waits (the demo)
+  checks it too: a signal that arrives inside a library callback may have its exception swallowed."""
+  return _received[0] if _received else None
+
+
 def _raise(signum, frame):
+  if _received:  # the second signal: stop at once
+    print(f"\nstopped by {signal.Signals(signum).name} again: exiting at once", file=sys.stderr, flush=True)
+    os._exit(128 + int(signum))
+  _received.append(int(signum))
   raise Stopped(signum)
+
+
+def exit_now(code: int) -> None:
+  """Exit without the interpreter's teardown: library threads stopped in the middle of a call
+  (XLA, gradio's server) may crash or hang there; everything of ours is already cleaned up."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
 
 
 @contextlib.contextmanager
@@ -47,6 +70,7 @@ def signals_stop():
   """SIGINT and SIGTERM raise Stopped while the block runs (main thread only)."""
   _kept.clear()
   _hint.clear()
+  _received.clear()
   previous = {}
   try:
     for s in SIGNALS:
@@ -62,7 +86,7 @@ def signals_stop():
 
 def message(command: str, stop: KeyboardInterrupt) -> tuple[str, int]:
   """(the one line, the exit code) for a command stopped by `stop`."""
-  signum = getattr(stop, "signum", signal.SIGINT)
+  signum = getattr(stop, "signum", None) or received() or signal.SIGINT
   name = signal.Signals(signum).name
   shown = ", ".join(_kept[:5]) + (f" and {len(_kept) - 5} more" if len(_kept) > 5 else "")
   kept = ("kept " + shown if _kept else "no output was finished") + \

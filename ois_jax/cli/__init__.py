@@ -40,6 +40,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+  program = argv is None  # run as `ois-jax` (not called from Python)
   argv = sys.argv[1:] if argv is None else argv
   if not argv or argv[0] in ("-h", "--help"):
     print(_usage())
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt as e:
     line, code = stopping.message(command, e)
     print(f"\n{line}", file=sys.stderr)
+    if program:
+      stopping.exit_now(code)
     return code
 
 

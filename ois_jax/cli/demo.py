@@ -78,5 +78,7 @@ def _serve(args) -> int:
   try:
     while True:  # until Ctrl-C / SIGTERM (ois_jax.stopping), which close the server on the way out
       time.sleep(0.5)
+      if stopping.received():  # its exception was swallowed inside a library callback
+        raise stopping.Stopped(stopping.received())
   finally:
     page.close()

@@ -157,10 +157,8 @@ def write_summary(workdir: str, summary: dict) -> None:
 
 
 def _write_atomic(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  from ois_jax import outputs
+  outputs.write_text(path, text, what="workdir file")
 
 
 def load_initial_weights(path: str, workdir: str, log=print) -> dict:

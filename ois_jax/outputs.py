@@ -199,6 +199,8 @@ def writing(path: str, what: str = "--out"):
   os.close(fd)
   try:
     yield tmp
+    if stopping.received():  # a stop whose exception a library callback swallowed
+      raise stopping.Stopped(stopping.received())
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
     stopping.keep(path)
@@ -239,6 +241,8 @@ def staged_folder(directory: str, what: str = "--out"):
     raise WriteError(f"{what} {directory}: cannot write ({e.strerror}); nothing was written") from None
   try:
     yield staging
+    if stopping.received():  # a stop whose exception a library callback swallowed
+      raise stopping.Stopped(stopping.received())
     set_modes(staging)
     records.publish_folder(staging, directory)
     stopping.keep(directory)

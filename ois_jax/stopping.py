@@ -82,6 +82,7 @@ def signals_stop():
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
+    _received.clear()  # outside a command nothing is stopping
 
 
 def message(command: str, stop: KeyboardInterrupt) -> tuple[str, int]:

@@ -154,6 +154,24 @@ def _store_signature(root: str, key: str, signature: str) -> None:
     json.dump(stored, f)
 
 
+def _check_cache(cache_dir, write: bool) -> str:
+  """DataError unless the data cache is a folder (or can be made one) and, with `write`, is
+  writable; returns how the cache was given, for the messages."""
+  given = ("--cache-dir" if cache_dir else "$OIS_JAX_DATA_CACHE" if os.environ.get("OIS_JAX_DATA_CACHE")
+           else "the data cache")
+  cache = os.path.abspath(os.path.expanduser(os.fspath(cache_dir or default_cache_dir())))
+  existing = cache
+  while not os.path.lexists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    where = "is a file" if existing == cache else f"is below the file {existing}"
+    raise DataError(f"{given} {cache}: {where}; give a folder for the prepared datasets")
+  if write and not os.access(existing, os.W_OK | os.X_OK):
+    raise DataError(f"{given} {cache}: cannot write there (read-only or no permission), and the "
+                    "dataset is not prepared yet; give a writable folder")
+  return given
+
+
 def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False):
   """Builds (once) and returns the builder; a second call with the same folder reuses the cache.
 
@@ -163,6 +181,7 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
   rebuild: prepare again even if a prepared copy exists.
   """
   manual_dir = os.path.realpath(os.path.expanduser(os.fspath(manual_dir)))
+  cache_name = _check_cache(cache_dir, write=False)
   root = dataset_root(builder_cls, manual_dir, cache_dir)
   kwargs = dict(data_dir=root, file_format="array_record")
   if config is not None:
@@ -186,10 +205,19 @@ def prepare(builder_cls, manual_dir, cache_dir=None, config=None, rebuild=False)
       raise DataError(f"dataset folder {manual_dir} does not exist; expected layout: {builder_cls.LAYOUT}")
     if not os.listdir(manual_dir):  # tfds would fail with a bare AssertionError
       raise DataError(f"dataset folder {manual_dir} is empty; expected layout: {builder_cls.LAYOUT}")
+    _check_cache(cache_dir, write=True)
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD if rebuild else None
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, **({"download_mode": mode} if mode else {})))
-    _store_signature(root, key, signature)
+    try:
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir, **({"download_mode": mode} if mode else {})))
+      _store_signature(root, key, signature)
+    except Exception as e:
+      from ois_jax import outputs
+      failure = outputs.write_failure(e)
+      if failure is None:
+        raise
+      raise DataError(f"{cache_name} {root}: cannot prepare the dataset there "
+                      f"({failure.strerror or failure})") from None
   return builder
 
 

@@ -216,6 +216,45 @@ def load_image(path: str) -> np.ndarray:
     raise SegmentError(f"{path}: cannot read image ({e})") from None
 
 
+# --- writing (what ois_jax.outputs does, without importing ois-jax) --------------------------
+def check_output(path: str, extensions, what: str, inputs) -> None:
+  """SegmentError, before any work, for an output that is a folder, of an unknown type, one of
+  the inputs, or in a place where no file can be made."""
+  if os.path.isdir(path):
+    raise SegmentError(f"{what} {path}: is a folder; give a file name")
+  if not path.lower().endswith(tuple(extensions)):
+    raise SegmentError(f"{what} {path}: unknown file type; use {', '.join(extensions)}")
+  for source in inputs:
+    if os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+      raise SegmentError(f"{what} {path}: is the input {source}; give another file name")
+  ancestor = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(ancestor):
+    ancestor = os.path.dirname(ancestor)
+  if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
+    raise SegmentError(f"{what} {path}: cannot create a file under {ancestor}")
+
+
+def write_output(path: str, write) -> None:
+  """write(file object) into a temporary file beside `path`, renamed onto it when complete (the
+  umask's mode); a failure (full disk, read-only) is a SegmentError and leaves no partial file."""
+  import tempfile
+  path = os.path.abspath(path)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+  except OSError as e:
+    raise SegmentError(f"{path}: cannot write ({e.strerror or e}); nothing was written") from None
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("export_dir", help="folder written by `ois-jax export --format onnx`")
@@ -226,6 +265,9 @@ def main(argv=None) -> int:
   parser.add_argument("--threshold", type=float, help="default: the manifest's")
   args = parser.parse_args(argv)
   try:
+    check_output(args.out, (".png",), "--out", [args.export_dir, args.image])
+    if args.prob_out:
+      check_output(args.prob_out, (".npy",), "--prob-out", [args.export_dir, args.image, args.out])
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:  # NaN fails this too
       raise SegmentError(f"--threshold must be in [0, 1], got {args.threshold}")
     clicks = [parse_click(c) for c in args.click]
@@ -240,10 +282,13 @@ def main(argv=None) -> int:
     return 1
   threshold = segmenter.threshold if args.threshold is None else args.threshold
   mask = (prob > threshold).astype(np.uint8) * 255
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  Image.fromarray(mask).save(args.out)
-  if args.prob_out:
-    np.save(args.prob_out, prob)
+  try:
+    write_output(args.out, lambda f: Image.fromarray(mask).save(f, format="PNG"))
+    if args.prob_out:
+      write_output(args.prob_out, lambda f: np.save(f, prob))
+  except SegmentError as e:
+    print(f"onnx_segment.py: error: {e}", file=sys.stderr)
+    return 1
   print(f"{args.out}: {int((mask > 0).sum())} of {mask.size} pixels segmented "
         f"({len(clicks)} clicks, image {image.shape[1]}x{image.shape[0]})")
   return 0

@@ -29,8 +29,6 @@ use orbax's CheckpointManager instead; this format is for weights one hands to `
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -71,6 +69,7 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   is not a checkpoint. Returns the absolute directory path.
   """
 
+  from ois_jax import outputs
   directory = os.path.abspath(directory)
   config = _config_to_dict(config)
   if os.path.exists(directory):
@@ -79,13 +78,11 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
     if is_checkpoint(directory):
       if not overwrite:
         raise CheckpointError(f"{directory}: already holds a checkpoint; pass --overwrite to replace it")
+      outputs.check_replaceable(directory, (METADATA_FILE, PARAMS_DIR), "checkpoint", CheckpointError)
     elif os.listdir(directory):
       raise CheckpointError(f"{directory}: directory is not empty and is not an ois-jax checkpoint; "
                             "refusing to write into it")
-  parent = os.path.dirname(directory)
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
-  try:
+  with outputs.staged_folder(directory, what="checkpoint") as staging:
     params = _to_numpy(params)
     with _local_checkpointer() as ckptr:
       ckptr.save(os.path.join(staging, PARAMS_DIR), params)
@@ -94,10 +91,6 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
       metadata["info"] = info
     with open(os.path.join(staging, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
-    records.publish_folder(staging, directory)
-  finally:
-    if os.path.exists(staging):
-      shutil.rmtree(staging, ignore_errors=True)
   return directory
 
 

@@ -83,5 +83,5 @@ def depth_to_colors(depth: np.ndarray, cmap: str = "Spectral_r") -> np.ndarray:
 
 def save_depth_png(depth: np.ndarray, path: str, cmap: str = "Spectral_r") -> None:
   """Write a colour-mapped view of a depth map (nearer = warmer with the default map)."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(depth_to_colors(depth, cmap)).save(path)
+  from ois_jax import outputs
+  outputs.save_image(path, depth_to_colors(depth, cmap), what="depth PNG")

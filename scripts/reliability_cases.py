@@ -18,6 +18,7 @@ case behaves as intended (one clear line, nothing lost or overwritten). A case t
 """
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -706,6 +707,363 @@ def crafted_pickle(ctx: Context):
   ran = os.path.exists(marker)
   return [after(run, run.one_line_error("refusing to load") and not ran,
                 [f"payload ran: {'YES' if ran else 'no'}"])]
+
+
+# --- issue: writes, locks, stops ------------------------------------------------------------------
+@contextlib.contextmanager
+def full_disk(ctx: Context, name: str):
+  """A folder on a 256 kB tmpfs filled to the last byte (yields None when no tmpfs can be mounted)."""
+  mount = ctx.path("cases", f"full_{name}")
+  if mount_tmpfs(mount, "256k"):
+    yield None
+    return
+  try:
+    with open(os.path.join(mount, "filler"), "wb") as f:
+      with contextlib.suppress(OSError):
+        while True:
+          f.write(b"\0" * 4096)
+          f.flush()
+  except OSError:
+    pass
+  try:
+    yield mount
+  finally:
+    unmount(mount)
+
+
+def left_behind(folder: str) -> list[str]:
+  """What a failed write left in `folder` (the filler aside)."""
+  return sorted(n for n in os.listdir(folder) if n != "filler") if os.path.isdir(folder) else []
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_export(ctx: Context) -> str:
+  """The tiny checkpoint exported to ONNX (no verification), for the example's cases."""
+  out = ctx.path("onnx_export")
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "onnx", "--out", out, "--no-verify",
+                env=ctx.env)
+  if run.code != 0:
+    raise RuntimeError(f"export failed: {run.first_line()}")
+  return out
+
+
+def example(*args, env) -> Run:
+  return Command([sys.executable, os.path.join(REPO, "examples", "onnx_segment.py"), *map(str, args)],
+                 env).finish(120)
+
+
+@group("writes_full_disk",
+       ("segment --out on a full disk (tmpfs)", "traceback; a 0-byte mask.png that a rerun refuses"),
+       ("segment --prob-out on a full disk (tmpfs)", "traceback"),
+       ("depth --out on a full disk (tmpfs)", "traceback"),
+       ("evaluate --out on a full disk (tmpfs)", "traceback"),
+       ("export --out on a full disk (tmpfs)", "traceback"),
+       ("convert checkpoint -> .safetensors on a full disk (tmpfs)", "traceback"),
+       ("convert .safetensors -> checkpoint on a full disk (tmpfs)", "traceback"))
+def writes_on_a_full_disk(ctx: Context):
+  folder = ctx.fresh("writes_full_disk")
+  weights = os.path.join(folder, "dav2.safetensors")
+  made = ois_jax("convert", ctx.dav2_checkpoint, weights, env=ctx.env)
+  segment = ["segment", ctx.image, "--checkpoint", ctx.checkpoint, "--click", "5,5,+"]
+  cases = [
+      ("segment", lambda d: [*segment, "--out", os.path.join(d, "mask.png")]),
+      ("prob", lambda d: [*segment, "--out", os.path.join(folder, "m.png"), "--overwrite",
+                          "--prob-out", os.path.join(d, "p.npy")]),
+      ("depth", lambda d: ["depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--input-size", "56",
+                           "--out", os.path.join(d, "d.npy")]),
+      ("evaluate", lambda d: ["evaluate", "--checkpoint", ctx.checkpoint, "--dataset", "procedural",
+                              "--limit", "1", "--max-clicks", "1", "--no-progress", "--out",
+                              os.path.join(d, "eval")]),
+      ("export", lambda d: ["export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify",
+                            "--out", os.path.join(d, "export")]),
+      ("to_file", lambda d: ["convert", ctx.dav2_checkpoint, os.path.join(d, "w.safetensors")]),
+      ("to_flax", lambda d: ["convert", weights, os.path.join(d, "ckpt")]),
+  ]
+  rows = []
+  for name, argv in cases:
+    if name == "to_flax" and made.code != 0:
+      rows.append(after(made, False, ["the .safetensors to convert back was not made"]))
+      continue
+    with full_disk(ctx, name) as disk:
+      if disk is None:
+        rows.append(After("not run", "cannot mount a tmpfs here (needs root)", 0.0, False))
+        continue
+      run = ois_jax(*argv(disk), env=ctx.env)
+      left = left_behind(disk)
+      rows.append(after(run, run.one_line_error("No space left on device", disk) and not left,
+                        [f"left on the disk: {left or 'nothing'}"]))
+  return rows
+
+
+@group("writes_paths",
+       ("examples/onnx_segment.py --out its own input photo", "replaces the photo with the mask silently"),
+       ("segment --out its own input image --overwrite", "replaces the image with the mask"),
+       ("depth --out an existing folder d.npy", "traceback after the model ran"),
+       ("depth --png with an unknown extension", "traceback after the work is done"),
+       ("convert checkpoint -> an existing folder named x.pth", "traceback"),
+       ("export --out below a regular file", "traceback"),
+       ("best/, final/ and convert outputs under umask 022", "0700 folders / 0600 files"))
+def write_paths(ctx: Context):
+  folder = ctx.fresh("writes_paths")
+  photo = os.path.join(folder, "photo.png")
+  shutil.copy(ctx.image, photo)
+  before = open(photo, "rb").read()
+  rows = []
+  try:
+    run = example(onnx_export(ctx), photo, "--click", "5,5,+", "--out", photo, env=ctx.env)
+    intact = open(photo, "rb").read() == before
+    rows.append(after(run, run.code == 1 and "is the input" in run.first_line() and intact,
+                      [f"photo unchanged: {'yes' if intact else 'NO'}"]))
+  except RuntimeError as e:
+    rows.append(After("not run", str(e), 0.0, False))
+  run = ois_jax("segment", photo, "--checkpoint", ctx.checkpoint, "--click", "5,5,+", "--out", photo,
+                "--overwrite", env=ctx.env)
+  intact = open(photo, "rb").read() == before
+  rows.append(after(run, run.one_line_error("is the input") and intact,
+                    [f"image unchanged: {'yes' if intact else 'NO'}"]))
+  os.makedirs(os.path.join(folder, "d.npy"))
+  run = ois_jax("depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--out", os.path.join(folder, "d.npy"),
+                env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a folder") and run.seconds < 30, [f"{run.seconds:.0f} s"]))
+  run = ois_jax("depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--out", os.path.join(folder, "e.npy"),
+                "--png", os.path.join(folder, "e.webq"), env=ctx.env)
+  nothing = not os.path.exists(os.path.join(folder, "e.npy"))
+  rows.append(after(run, run.one_line_error("unknown file type") and nothing,
+                    [f"nothing written: {'yes' if nothing else 'NO'}"]))
+  os.makedirs(os.path.join(folder, "x.pth"))
+  run = ois_jax("convert", ctx.dav2_checkpoint, os.path.join(folder, "x.pth"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a folder")))
+  open(os.path.join(folder, "a_file"), "w").write("x")
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax",
+                "--out", os.path.join(folder, "a_file", "export"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("is a file, not a folder")))
+  env = dict(ctx.env)
+  out = os.path.join(folder, "modes.safetensors")
+  run = Command(["sh", "-c", 'umask 022 && exec "$@"', "sh", sys.executable, "-m", "ois_jax", "convert",
+                 ctx.dav2_checkpoint, out], env).finish(240)
+  workdir = os.path.join(folder, "modes_run")
+  trained = Command(["sh", "-c", 'umask 022 && exec "$@"', "sh",
+                     *faults.train_argv(workdir, "--config.total_steps=1")], env).finish(300)
+  modes = {}
+  for path in (out, os.path.join(workdir, "final"), os.path.join(workdir, "final", "ois_checkpoint.json")):
+    modes[os.path.relpath(path, folder)] = oct(os.stat(path).st_mode & 0o777) if os.path.exists(path) else "missing"
+  ok = (run.code == 0 and trained.code == 0 and modes[os.path.relpath(out, folder)] == "0o644"
+        and modes["modes_run/final"] == "0o755" and modes["modes_run/final/ois_checkpoint.json"] == "0o644")
+  rows.append(after(trained, ok, [f"{k} {v}" for k, v in modes.items()],
+                    sees=f"convert exit {run.code}, train exit {trained.code}"))
+  return rows
+
+
+def output_so_far(command: Command) -> str:
+  """What a running command has printed (stdout + stderr), read without moving its file offsets."""
+  return "".join(os.pread(f.fileno(), 1 << 20, 0).decode(errors="replace") for f in (command.out, command.err))
+
+
+def wait_until(command: Command, ready, timeout: float = 240.0) -> bool:
+  """Polls `ready()` until it is true (True) or the command ended / the time ran out (False)."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline and command.proc.poll() is None:
+    if ready():
+      return True
+    time.sleep(0.1)
+  return False
+
+
+def stop_line(run: Run) -> str:
+  return next((s for s in run.error_lines() if "stopped by" in s), run.first_line())
+
+
+def ois_jax_command(*args, env) -> Command:
+  return Command([sys.executable, "-m", "ois_jax", *map(str, args)], env)
+
+
+@group("workdir_lock",
+       ("train: a second process on the same workdir", "both run: checkpoints of two runs mixed, or one "
+        "dies with an orbax error"),
+       ("train: a lock left by a process that is gone (same host)", "(no lock before)"),
+       ("train --workdir a folder holding the user's config.json", "config.json overwritten"),
+       ("train --workdir an export folder", "accepted; --checkpoint WORKDIR then loads the old weights"),
+       ("quickstart: a second process on the same workdir", "both run"))
+def workdir_lock(ctx: Context):
+  from ois_jax import locks
+  rows = []
+  workdir = os.path.join(ctx.fresh("lock_train"), "run")
+  first = Command(faults.train_argv(workdir, "--config.total_steps=100000", "--config.checkpoint_every=100000",
+                                    "--config.train.log_every=1"), ctx.env)
+  try:
+    faults.wait_for_steps(first.proc, os.path.join(workdir, "tensorboard"), timeout=300)
+    second = train(workdir, "--config.total_steps=2", env=ctx.env)
+    ok = second.one_line_error(f"is in use by process {first.proc.pid} on host")
+    rows.append(after(second, ok and first.proc.poll() is None, ["the first run went on: "
+                      + ("yes" if first.proc.poll() is None else "NO")]))
+  except AssertionError as e:
+    rows.append(After("not run", f"the first run did not start: {str(e)[:80]}", 0.0, False))
+  finally:
+    first.proc.send_signal(signal.SIGTERM)
+    first.finish(120)
+  stale = os.path.join(ctx.fresh("lock_stale"), "run")
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  os.makedirs(stale)
+  json.dump({"pid": dead.pid, "host": __import__("socket").gethostname(), "command": "train"},
+            open(os.path.join(stale, locks.LOCK_FILE), "w"))
+  run = train(stale, "--config.total_steps=1", env=ctx.env)
+  said = run.stdout_line("took over the lock")
+  rows.append(after(run, run.code == 0 and f"process {dead.pid}" in said
+                    and not os.path.exists(os.path.join(stale, locks.LOCK_FILE)),
+                    ["lock released at the end: " + ("yes" if not os.path.exists(os.path.join(stale, locks.LOCK_FILE))
+                                                     else "NO")], sees=said or run.first_line()))
+  mine = ctx.fresh("lock_users_config")
+  open(os.path.join(mine, "config.json"), "w").write('{"the user": "config"}')
+  run = train(mine, env=ctx.env)
+  intact = open(os.path.join(mine, "config.json")).read() == '{"the user": "config"}'
+  rows.append(after(run, run.one_line_error("not an ois-jax training run") and intact
+                    and os.listdir(mine) == ["config.json"], [f"config.json unchanged: {'yes' if intact else 'NO'}"]))
+  export = os.path.join(ctx.fresh("lock_export"), "export")
+  made = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", export,
+                 env=ctx.env)
+  run = train(export, env=ctx.env)
+  rows.append(after(run, made.code == 0 and run.one_line_error("is an export")
+                    and not os.path.exists(os.path.join(export, "checkpoints"))))
+  qs = os.path.join(ctx.fresh("lock_quickstart"), "qs")
+  argv = ["quickstart", f"--workdir={qs}", "--quiet", "--depth-steps", "100000"]
+  first = ois_jax_command(*argv, env=ctx.env)
+  try:
+    if not wait_until(first, lambda: os.path.exists(os.path.join(qs, locks.LOCK_FILE))):
+      rows.append(After("not run", "the first quickstart did not start", 0.0, False))
+    else:
+      second = ois_jax(*argv, env=ctx.env)
+      rows.append(after(second, second.one_line_error(f"is in use by process {first.proc.pid}")))
+  finally:
+    first.proc.send_signal(signal.SIGTERM)
+    first.finish(120)
+  return rows
+
+
+@group("stops",
+       ("evaluate: SIGINT in the click loop", "traceback"),
+       ("evaluate: SIGTERM in the click loop", "killed with no word"),
+       ("export: SIGTERM while exporting", "staging folder .export.tmp-* left behind"),
+       ("depth: SIGINT while the model runs", "traceback"),
+       ("demo: SIGTERM while serving", "its /tmp/ois-demo-* folders left behind"),
+       ("quickstart: SIGINT at the end of stage 1", "traceback"),
+       ("quickstart: the same command again after that", "refuses its own half-written folder (wedged)"))
+def stops(ctx: Context):
+  rows = []
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    folder = ctx.fresh(f"stop_evaluate_{signum}")
+    out = os.path.join(folder, "eval")
+    command = ois_jax_command("evaluate", "--checkpoint", ctx.checkpoint, "--dataset", "procedural", "--limit",
+                              "400", "--max-clicks", "20", "--no-progress", "--out", out, env=ctx.env)
+    started = wait_until(command, lambda: "weights:" in output_so_far(command))
+    time.sleep(3)
+    command.proc.send_signal(signum)
+    run = command.finish(120)
+    ok = (started and run.code == 128 + signum and not run.traceback() and len(run.error_lines()) == 1
+          and "stopped by" in stop_line(run) and not os.path.exists(os.path.join(out, "metrics.json")))
+    rows.append(after(run, ok, [f"{out.replace(folder, 'OUT')} left: {os.listdir(out) if os.path.isdir(out) else 'nothing'}"],
+                      sees=stop_line(run)))
+  folder = ctx.fresh("stop_export")
+  command = ois_jax_command("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--out",
+                            os.path.join(folder, "export"), env=ctx.env)
+  wait_until(command, lambda: "exporting the" in output_so_far(command))
+  command.proc.send_signal(signal.SIGTERM)
+  run = command.finish(120)
+  left = os.listdir(folder)
+  rows.append(after(run, run.code == 143 and not run.traceback() and not left and "stopped by SIGTERM" in stop_line(run),
+                    [f"left: {left or 'nothing'}"], sees=stop_line(run)))
+  folder = ctx.fresh("stop_depth")
+  command = ois_jax_command("depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--out",
+                            os.path.join(folder, "d.npy"), env=ctx.env)
+  wait_until(command, lambda: "compiling and running" in output_so_far(command))
+  command.proc.send_signal(signal.SIGINT)
+  run = command.finish(120)
+  rows.append(after(run, run.code == 130 and not run.traceback() and not os.listdir(folder)
+                    and "no output was finished" in stop_line(run), sees=stop_line(run)))
+  folder = ctx.fresh("stop_demo")
+  tmp = os.path.join(folder, "tmp")
+  os.makedirs(tmp)
+  import socket
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  command = ois_jax_command("demo", "--checkpoint", ctx.checkpoint, "--port", port, env=dict(ctx.env, TMPDIR=tmp))
+  served = wait_until(command, lambda: "serving http" in output_so_far(command), timeout=300)
+  during = sorted(n for n in os.listdir(tmp) if n.startswith("ois-demo-"))
+  command.proc.send_signal(signal.SIGTERM)
+  run = command.finish(60)
+  left = sorted(n for n in os.listdir(tmp) if n.startswith("ois-demo-"))
+  rows.append(after(run, served and run.code == 143 and not run.traceback() and not left,
+                    [f"while serving: {during}", f"left: {left or 'nothing'}"], sees=stop_line(run)))
+  qs = os.path.join(ctx.fresh("stop_quickstart"), "qs")
+  argv = ["quickstart", f"--workdir={qs}", "--quiet", "--depth-steps", "2", "--steps", "1", "--eval-samples", "2",
+          "--clicks", "2"]
+  command = ois_jax_command(*argv, env=ctx.env)
+  saved = os.path.join(qs, "depth", "checkpoint", "ois_checkpoint.json")
+  wait_until(command, lambda: os.path.exists(saved), timeout=400)
+  command.proc.send_signal(signal.SIGINT)
+  run = command.finish(120)
+  rows.append(after(run, run.code == 130 and not run.traceback() and "Run the same command again" in stop_line(run),
+                    [f"stage 1 checkpoint saved: {'yes' if os.path.exists(saved) else 'no'}",
+                     "summary written: " + ("yes" if os.path.exists(os.path.join(qs, "depth", "depth_summary.json"))
+                                            else "no")], sees=stop_line(run)))
+  again = ois_jax(*argv, env=ctx.env, timeout=600)
+  said = again.stdout_line("Stage 1:")
+  rows.append(after(again, again.code == 0 and os.path.exists(os.path.join(qs, "metrics.json")),
+                    [said[:100]], sees=again.stdout_line("metrics:") or again.first_line()))
+  return rows
+
+
+@group("cache_dir",
+       ("evaluate --cache-dir a file", "traceback"),
+       ("evaluate --cache-dir read-only (ro tmpfs)", "traceback"),
+       ("evaluate with OIS_JAX_DATA_CACHE below a file", "traceback"))
+def cache_dir(ctx: Context):
+  folder = ctx.fresh("cache_dir")
+  data = os.path.join(folder, "GrabCut")
+  write_grabcut(data, "a", object_mask())
+  a_file = os.path.join(folder, "a_file")
+  open(a_file, "w").write("x")
+  base = ["evaluate", "--checkpoint", ctx.checkpoint, "--dataset", "grabcut", "--data-dir", data, "--max-clicks",
+          "1", "--no-progress"]
+  rows = []
+  run = ois_jax(*base, "--cache-dir", a_file, "--out", os.path.join(folder, "e1"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("--cache-dir", "is a file") and open(a_file).read() == "x"))
+  read_only = os.path.join(folder, "ro")
+  problem = mount_tmpfs(read_only, "1m", read_only=True)
+  if problem:
+    rows.append(After("not run", problem, 0.0, False))
+  else:
+    try:
+      run = ois_jax(*base, "--cache-dir", read_only, "--out", os.path.join(folder, "e2"), env=ctx.env)
+      rows.append(after(run, run.one_line_error("--cache-dir", "cannot write there")))
+    finally:
+      unmount(read_only)
+  env = dict(ctx.env, OIS_JAX_DATA_CACHE=os.path.join(a_file, "tfds"))
+  run = ois_jax(*base, "--out", os.path.join(folder, "e3"), env=env)
+  rows.append(after(run, run.one_line_error("$OIS_JAX_DATA_CACHE", "below the file")))
+  return rows
+
+
+@group("folders_manifest",
+       ("export --overwrite over an export holding the user's README.txt", "deletes the user's file"),
+       ("export --overwrite over its own export", "(replaced)"))
+def folders_manifest(ctx: Context):
+  folder = ctx.fresh("folders_manifest")
+  out = os.path.join(folder, "export")
+  made = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", out,
+                 env=ctx.env)
+  open(os.path.join(out, "README.txt"), "w").write("the user's notes")
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", out,
+                "--overwrite", env=ctx.env)
+  intact = open(os.path.join(out, "README.txt")).read() == "the user's notes"
+  rows = [after(run, made.code == 0 and run.one_line_error("README.txt", "replaces only what ois-jax wrote")
+                and intact, [f"README.txt kept: {'yes' if intact else 'NO'}"])]
+  os.remove(os.path.join(out, "README.txt"))
+  run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", out,
+                "--overwrite", env=ctx.env)
+  rows.append(after(run, run.code == 0, sees=run.stdout_line("manifest.json")))
+  return rows
 
 
 # --- the table ------------------------------------------------------------------------------------

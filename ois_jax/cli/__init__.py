@@ -9,7 +9,7 @@ off for that run.
 import importlib
 import sys
 
-from ois_jax import compilation_cache
+from ois_jax import compilation_cache, stopping
 from ois_jax.cli import _log
 from ois_jax.errors import OISError
 
@@ -40,6 +40,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+  program = argv is None  # run as `ois-jax` (not called from Python)
   argv = sys.argv[1:] if argv is None else argv
   if not argv or argv[0] in ("-h", "--help"):
     print(_usage())
@@ -63,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     compilation_cache.report_unannounced()
   module = importlib.import_module(f"ois_jax.cli.{command}")
   try:
-    return module.main(rest) or 0
+    with stopping.signals_stop():  # Ctrl-C / SIGTERM: one line saying what was kept
+      return module.main(rest) or 0
   except OISError as e:  # user-facing problems: one clear line, no traceback
     print(f"ois-jax {command}: error: {e}", file=sys.stderr)
     return getattr(e, "exit_code", 1)
+  except KeyboardInterrupt as e:
+    line, code = stopping.message(command, e)
+    print(f"\n{line}", file=sys.stderr)
+    if program:
+      stopping.exit_now(code)
+    return code
 
 
 def _pop_cache_option(argv: list[str]) -> tuple[list[str], str | None]:

@@ -1,10 +1,9 @@
-"""What several commands share: choosing the model (config, checkpoint or bundled model), config
-overrides, and checking output paths before any work is done."""
+"""What several commands share: choosing the model (config, checkpoint or bundled model) and config
+overrides (output paths are checked and written by ois_jax.outputs)."""
 
 import argparse
-import os
 
-from ois_jax.errors import ConfigError, OISError
+from ois_jax.errors import ConfigError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, random_ok: bool = True) -> None:
@@ -67,24 +66,3 @@ def load_model(args, log=print):
     raise ConfigError(f"--config.model.* cannot change the model of {weights.source} (its weights fix it): "
                       f"{'; '.join(differences)}")
   return config, weights.params, weights.source
-
-
-def check_output(path: str, overwrite: bool, extensions: tuple[str, ...] = (), what: str = "--out"):
-  """Refuse, before any work, an output that exists (without --overwrite), is a folder or has an
-  unknown extension; a missing parent folder is created when the file is written."""
-  if os.path.isdir(path):
-    raise OISError(f"{what} {path}: is a folder; give a file name")
-  if extensions and not path.lower().endswith(extensions):
-    raise OISError(f"{what} {path}: unknown file type; use one of {', '.join(extensions)}")
-  if os.path.exists(path) and not overwrite:
-    raise OISError(f"{what} {path}: already exists; pass --overwrite to replace it")
-  parent = os.path.dirname(os.path.abspath(path))
-  ancestor = parent
-  while not os.path.exists(ancestor):
-    ancestor = os.path.dirname(ancestor)
-  if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
-    raise OISError(f"{what} {path}: cannot create a file under {ancestor}")
-
-
-def make_parent(path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

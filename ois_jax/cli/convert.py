@@ -14,6 +14,7 @@ import argparse
 import os
 import time
 
+from ois_jax import outputs
 from ois_jax.cli import _log
 from ois_jax.errors import CheckpointError
 
@@ -50,6 +51,7 @@ def main(argv: list[str]) -> int:
     if not args.dst.endswith(_WEIGHT_SUFFIXES):
       raise CheckpointError(f"{args.dst}: converting a Flax checkpoint needs a .pth, .pt or "
                             ".safetensors output file")
+    outputs.check_file(args.dst, args.overwrite, _WEIGHT_SUFFIXES, what="DST", inputs=[args.src])
     from ois_jax.checkpoint import stored_config
     stored = stored_config(args.src).get("variant")
     if args.variant is not None and stored != args.variant:
@@ -60,6 +62,7 @@ def main(argv: list[str]) -> int:
     print(f"wrote {args.dst} ({fmt} layout){extra} in {time.time() - start:.1f} s")
     return 0
   if args.src.endswith(_WEIGHT_SUFFIXES) or os.path.isfile(args.src):
+    outputs.check_folder(args.dst, what="DST")
     config, fmt = convert.convert_to_flax(args.src, args.dst, args.format, args.variant,
                                           overwrite=args.overwrite, pos_embed_mode=args.pos_embed_mode,
                                           sizes=args.sizes)

@@ -10,8 +10,13 @@ sends no analytics. Needs the `demo` extra: pip install 'ois-jax[demo]'.
 
 import argparse
 import os
+import shutil
+import sys
+import tempfile
+import time
 
 from ois_jax import config as config_lib
+from ois_jax import stopping
 from ois_jax.cli import _common
 from ois_jax.errors import ConfigError, OISError
 
@@ -38,6 +43,23 @@ def main(argv=None) -> int:
   if args.max_side < 14:
     raise ConfigError(f"--max-side {args.max_side}: too small (at least 14 px)")
   os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+  # Gradio keeps the uploads in a folder of this process's own, removed on any exit.
+  uploads = tempfile.mkdtemp(prefix="ois-demo-uploads-")
+  ours = "GRADIO_TEMP_DIR" not in os.environ
+  if ours:
+    os.environ["GRADIO_TEMP_DIR"] = uploads
+  try:
+    return _serve(args)
+  finally:
+    if ours:
+      os.environ.pop("GRADIO_TEMP_DIR", None)
+    app_lib = sys.modules.get("ois_jax.demo.app")  # imported once gradio is there
+    if app_lib is not None:
+      app_lib.remove_session_folders()
+    shutil.rmtree(uploads, ignore_errors=True)
+
+
+def _serve(args) -> int:
   try:
     import gradio  # noqa: F401
   except ImportError:
@@ -52,5 +74,12 @@ def main(argv=None) -> int:
   print(f"ois-jax demo: compiled in {seconds:.1f} s", flush=True)
   page = app_lib.Page(demo_engine, max_side=args.max_side).build()
   print(f"ois-jax demo: {source}; serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-  app_lib.launch(page, args.host, args.port)
-  return 0
+  app_lib.launch(page, args.host, args.port, block=False)
+  stopping.hint("the uploads and masks of the sessions were removed")
+  try:
+    while True:  # until Ctrl-C / SIGTERM (ois_jax.stopping), which close the server on the way out
+      time.sleep(0.5)
+      if stopping.received():  # its exception was swallowed inside a library callback
+        raise stopping.Stopped(stopping.received())
+  finally:
+    page.close()

@@ -6,11 +6,11 @@ as DepthAnythingV2's `infer_image` returns it, and optionally a colour-mapped PN
 
 import argparse
 import logging
-import os
 import time
 
+from ois_jax import outputs
 from ois_jax.cli import _log
-from ois_jax.errors import ConfigError, OISError
+from ois_jax.errors import ConfigError
 
 log = logging.getLogger("ois_jax.depth")
 
@@ -31,12 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
   args = build_parser().parse_args(argv)
   _log.setup("depth")
-  outputs = [args.out] + ([args.png] if args.png else [])
-  for path in outputs:
-    if os.path.exists(path) and not args.overwrite:
-      raise OISError(f"{path}: already exists; pass --overwrite to replace it")
-  if not args.out.endswith(".npy"):
-    raise OISError(f"{args.out}: --out must end in .npy")
+  outputs.check_file(args.out, args.overwrite, (".npy",), inputs=[args.image])
+  if args.png:
+    outputs.check_file(args.png, args.overwrite, (".png",), what="--png", inputs=[args.image, args.out])
 
   import numpy as np
   from ois_jax import io
@@ -53,8 +50,7 @@ def main(argv: list[str]) -> int:
   depth = model.infer_image(params, image, input_size)
   log.info("inference took %.2f s (compilation included)", time.time() - start)
 
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  np.save(args.out, depth.astype(np.float32))
+  outputs.save_npy(args.out, depth.astype(np.float32))
   print(f"wrote {args.out}: float32 {depth.shape[0]} x {depth.shape[1]}, "
         f"range [{depth.min():.4g}, {depth.max():.4g}]")
   if args.png:

@@ -13,9 +13,11 @@ and prints a table in the layout of the paper's Table 1.
 """
 
 import argparse
+import contextlib
 import os
 
 from ois_jax import config as config_lib
+from ois_jax import outputs
 from ois_jax.cli import _common
 from ois_jax.errors import OISError
 
@@ -95,10 +97,9 @@ def main(argv=None) -> int:
                         else config.get("name", "model"))
   out_dir = args.out or os.path.join("runs", "eval", f"{name}_{args.dataset}")
   from ois_jax.evaluation import report
+  outputs.check_folder(out_dir)
   if os.path.exists(os.path.join(out_dir, report.METRICS_FILE)) and not args.overwrite:
     raise OISError(f"{out_dir} already holds {report.METRICS_FILE}; pass --overwrite or another --out")
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise OISError(f"--out {out_dir}: is a file; give a folder")
 
   import jax
 
@@ -126,17 +127,25 @@ def main(argv=None) -> int:
                     max_clicks=args.max_clicks, progress=not args.no_progress,
                     canvas_multiple=args.canvas_multiple)
 
-  os.makedirs(out_dir, exist_ok=True)
   record = report.metrics_record(result, args.dataset, args.checkpoint or args.model,
                                  config.get("name", name), config.to_dict())
   record["config_file"] = args.config
   record["weights"] = source
   label = label_of(args, config)
-  metrics_path = report.write_metrics(out_dir, record)
-  report.write_curves(out_dir, result)
-  curve = report.miou_curve(record)
-  plot_path = report.plot_curves(os.path.join(out_dir, report.PLOT_FILE), [(label, curve)],
-                                 f"{args.dataset}: mIoU vs clicks")
+  created = not os.path.exists(out_dir)
+  try:
+    metrics_path = report.write_metrics(out_dir, record)
+    report.write_curves(out_dir, result)
+    plot_path = report.plot_curves(os.path.join(out_dir, report.PLOT_FILE),
+                                   [(label, report.miou_curve(record))], f"{args.dataset}: mIoU vs clicks")
+  except outputs.WriteError:  # a full disk: no half set of results, no folder of ours left empty
+    if created and os.path.isdir(out_dir):
+      for leftover in (report.METRICS_FILE, report.CURVES_FILE, report.PLOT_FILE):
+        with contextlib.suppress(OSError):
+          os.remove(os.path.join(out_dir, leftover))
+      with contextlib.suppress(OSError):
+        os.rmdir(out_dir)
+    raise
   print(f"\n{args.dataset}: {result.metrics['num_samples']} samples, "
         f"{len(result.skipped)} skipped, {args.max_clicks} clicks each")
   print(report.format_table([(label, result.metrics)]))

@@ -47,6 +47,7 @@ def main(argv=None) -> int:
   from ois_jax.export import exporter
 
   exporter.backend(args.format)  # a missing converter fails before the checkpoint loads
+  exporter.check_target(args.out, args.overwrite)  # and so does an --out that cannot take it
   source = exporter.load_source(args.checkpoint, args.model, input_hw)
   log.info("exporting %s (%s) to %s", args.checkpoint or args.model, source.kind, args.out)
   manifest = exporter.export(source, args.format, args.out, overwrite=args.overwrite,

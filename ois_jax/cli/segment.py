@@ -14,6 +14,7 @@ import argparse
 import numpy as np
 
 from ois_jax import config as config_lib
+from ois_jax import outputs
 from ois_jax.cli import _common
 from ois_jax.errors import ClickError, ConfigError
 
@@ -53,9 +54,10 @@ def main(argv=None) -> int:
   _common.check_probability(args.threshold, "--threshold")
   if args.seed is not None and (args.checkpoint or args.model):
     raise ConfigError("--seed chooses random weights; it means nothing with --checkpoint or --model")
-  _common.check_output(args.out, args.overwrite, MASK_EXTENSIONS)
+  outputs.check_file(args.out, args.overwrite, MASK_EXTENSIONS, inputs=[args.image])
   if args.prob_out:
-    _common.check_output(args.prob_out, args.overwrite, (".npy",), what="--prob-out")
+    outputs.check_file(args.prob_out, args.overwrite, (".npy",), what="--prob-out",
+                       inputs=[args.image, args.out])
   clicks = [parse_click(c) for c in args.click]
   if not clicks:
     raise ClickError("give at least one --click y,x,+")
@@ -64,8 +66,6 @@ def main(argv=None) -> int:
   image = load_image(args.image)
   for i, click in enumerate(clicks):
     check_click(click, i, image.shape[:2])
-
-  from PIL import Image
 
   from ois_jax.predictor import Predictor
   config, params, source = _common.load_model(args)
@@ -76,11 +76,9 @@ def main(argv=None) -> int:
   threshold = float(config.eval.threshold if args.threshold is None else args.threshold)
   _common.check_probability(threshold, "eval.threshold")
   mask = (prob > threshold).astype(np.uint8) * 255
-  _common.make_parent(args.out)
-  Image.fromarray(mask).save(args.out)
+  outputs.save_image(args.out, mask)
   if args.prob_out:
-    _common.make_parent(args.prob_out)
-    np.save(args.prob_out, prob)
+    outputs.save_npy(args.prob_out, prob, what="--prob-out")
   print(f"{args.out}: {int((mask > 0).sum())} of {mask.size} pixels segmented "
         f"({len(clicks)} clicks, image {image.shape[1]}x{image.shape[0]})"
         + (f"; probabilities in {args.prob_out}" if args.prob_out else ""))

@@ -8,7 +8,6 @@ unless `overwrite=True`.
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -79,21 +78,14 @@ def _read_torch(path):
 
 
 def _check_output(path, overwrite):
-  if os.path.exists(path) and not overwrite:
-    raise CheckpointError(f"{path}: already exists; pass --overwrite to replace it")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  from ois_jax import outputs
+  outputs.check_file(path, overwrite, what="output")
 
 
 def _atomic_write(path, write_fn):
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=directory)
-  os.close(fd)
-  try:
+  from ois_jax import outputs
+  with outputs.writing(path, what="output") as tmp:
     write_fn(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def write_state_dict(path: str, state_dict: dict[str, np.ndarray], overwrite: bool = False) -> None:

@@ -56,6 +56,7 @@ class PageState:
   def __init__(self, engine: engine_lib.Engine):
     self.session = engine.new_session()
     self.folder = tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX)
+    _FOLDERS.add(self.folder)
     self.notice = ""          # the last image's notice (downscaled, ...)
     self.click_ms = None      # server time of the last click: decode + overlay
     self.view_click = None    # the click whose attention is shown (None: the last one)
@@ -65,6 +66,19 @@ class PageState:
 
   def close(self) -> None:
     shutil.rmtree(self.folder, ignore_errors=True)
+    _FOLDERS.discard(self.folder)
+
+
+_FOLDERS: set[str] = set()  # the session folders not yet removed
+
+
+def remove_session_folders() -> int:
+  """Removes every session folder still there (the demo's exit, by any way); returns how many."""
+  folders = list(_FOLDERS)
+  for folder in folders:
+    shutil.rmtree(folder, ignore_errors=True)
+    _FOLDERS.discard(folder)
+  return len(folders)
 
 
 def gallery_scenes(count: int = GALLERY_SCENES, seed: int = 0,

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ois_jax import outputs
+
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "ious.csv"
 PLOT_FILE = "miou_vs_clicks.png"
@@ -67,9 +69,7 @@ def metrics_record(result, dataset: str, checkpoint: str | None, config_name: st
 
 def write_metrics(out_dir: str, record: dict) -> str:
   path = os.path.join(out_dir, METRICS_FILE)
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2)
-  return path
+  return outputs.write_text(path, json.dumps(record, indent=2), what="metrics")
 
 
 def read_metrics(path: str) -> dict:
@@ -91,7 +91,7 @@ def write_curves(out_dir: str, result) -> str:
   """Per-sample IoU after each click, plus the clicks: name, iou@1..K, click@1..K as y:x:+/-."""
   path = os.path.join(out_dir, CURVES_FILE)
   k = result.ious.shape[1]
-  with open(path, "w", newline="") as f:
+  with outputs.writing(path, what="curves") as tmp, open(tmp, "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["name"] + [f"iou@{i}" for i in range(1, k + 1)] +
                     [f"click@{i}" for i in range(1, k + 1)])
@@ -123,8 +123,11 @@ def plot_curves(path: str, curves: Sequence[tuple[str, np.ndarray]], title: str 
   ax.grid(alpha=0.3)
   ax.legend(loc="lower right", fontsize=8)
   fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  try:
+    with outputs.writing(path, what="plot") as tmp:
+      fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".").lower() or "png")
+  finally:
+    plt.close(fig)
   return path
 
 
@@ -142,10 +145,7 @@ def compare(paths: Sequence[str], out_dir: str) -> tuple[str, str, str]:
   if len(set(labels)) < len(labels):
     labels = [p for p, _ in records]
   table = format_table([(label, r) for label, (_, r) in zip(labels, records)])
-  os.makedirs(out_dir, exist_ok=True)
-  table_path = os.path.join(out_dir, COMPARE_TABLE)
-  with open(table_path, "w") as f:
-    f.write(table + "\n")
+  table_path = outputs.write_text(os.path.join(out_dir, COMPARE_TABLE), table + "\n", what="--out")
   plot_path = plot_curves(os.path.join(out_dir, COMPARE_PLOT),
                           [(label, miou_curve(r)) for label, (_, r) in zip(labels, records)],
                           "mIoU vs clicks")

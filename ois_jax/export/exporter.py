@@ -22,15 +22,13 @@ The manifest's processing sections say how to feed an OIS export (what `Predicto
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import time
 
 import jax
 import numpy as np
 
 import ois_jax
-from ois_jax import compilation_cache, records, transforms
+from ois_jax import compilation_cache, outputs, transforms
 from ois_jax.configs import common
 from ois_jax.errors import CheckpointError, ExportError
 from ois_jax.export import graphs as G
@@ -171,12 +169,8 @@ def export(source: Source, fmt: str, out_dir: str, overwrite: bool = False, veri
   """Write `source` as a `fmt` export to `out_dir`; returns the manifest (also in out_dir)."""
   impl = backend(fmt)
   out_dir = os.path.abspath(out_dir)
-  _check_target(out_dir, overwrite)
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-  os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; an export is for sharing
-  try:
+  check_target(out_dir, overwrite)
+  with outputs.staged_folder(out_dir) as staging:
     manifest = {"format": mf.FORMAT_NAME, "version": mf.FORMAT_VERSION, "kind": source.kind,
                 "backend": fmt, "batch_dim": mf.BATCH_DIM, "artifacts": {}}
     if fmt == "jax":
@@ -194,17 +188,7 @@ def export(source: Source, fmt: str, out_dir: str, overwrite: bool = False, veri
     if verify:
       manifest["verification"] = verify_export(staging, source)
       mf.write(staging, manifest)
-    records.publish_folder(staging, out_dir)
-  finally:
-    if os.path.exists(staging):
-      shutil.rmtree(staging, ignore_errors=True)
   return manifest
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
 
 
 def _size_mb(directory: str, entry: dict) -> float:
@@ -212,14 +196,16 @@ def _size_mb(directory: str, entry: dict) -> float:
   return sum(os.path.getsize(os.path.join(directory, f)) for f in files) / 1e6
 
 
-def _check_target(out_dir: str, overwrite: bool) -> None:
+def check_target(out_dir: str, overwrite: bool) -> None:
+  """ExportError / OutputError, before any work, unless `out_dir` may receive an export: new, an
+  empty folder, or (with `overwrite`) an export holding only the files its manifest lists."""
+  outputs.check_folder(out_dir)
   if not os.path.exists(out_dir):
     return
-  if not os.path.isdir(out_dir):
-    raise ExportError(f"{out_dir}: exists and is not a folder")
   if mf.is_export(out_dir):
     if not overwrite:
       raise ExportError(f"{out_dir}: already holds an export; pass --overwrite to replace it")
+    outputs.check_replaceable(out_dir, mf.listed_files(out_dir), "export", ExportError)
   elif os.listdir(out_dir):
     raise ExportError(f"{out_dir}: folder is not empty and holds no export; refusing to write into it")
 

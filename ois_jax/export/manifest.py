@@ -43,6 +43,24 @@ def is_export(directory: str) -> bool:
   return os.path.isfile(os.path.join(directory, MANIFEST_FILE))
 
 
+def listed_files(directory: str) -> list[str]:
+  """The files of an export as its manifest lists them (manifest.json included); an unreadable
+  manifest lists only itself, so replacing such a folder keeps every other file."""
+  try:
+    with open(os.path.join(directory, MANIFEST_FILE)) as f:
+      manifest = json.load(f)
+  except (OSError, ValueError):
+    return [MANIFEST_FILE]
+  entries = list((manifest.get("artifacts") or {}).values()) if isinstance(manifest, dict) else []
+  if isinstance(manifest, dict) and isinstance(manifest.get("params"), dict):
+    entries.append(manifest["params"])
+  names = [MANIFEST_FILE]
+  for entry in entries:
+    if isinstance(entry, dict):
+      names += [entry[k] for k in ("file", "external_data") if isinstance(entry.get(k), str)]
+  return names
+
+
 def write(directory: str, manifest: dict) -> str:
   path = os.path.join(directory, MANIFEST_FILE)
   with open(path, "w") as f:

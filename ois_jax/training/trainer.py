@@ -22,6 +22,7 @@ import time
 
 import jax
 
+from ois_jax import locks
 from ois_jax.errors import DataError, OISError
 from ois_jax.training import checkpointing, distributed, frozen_cache, sharding, train_step as ts
 from ois_jax.training import workdir as workdir_lib
@@ -186,6 +187,13 @@ def train(config, workdir: str, *, fns=None, make_data=None, make_validation=Non
   workdir = workdir_lib.check_workdir(workdir)
   distributed.initialize(config)  # multi-process: before any device is touched
   log = distributed.main_only(log)
+  # One run per workdir; process 0 holds the lock for all the processes of a multi-process run.
+  with (locks.WorkdirLock(workdir, "train", log) if distributed.is_main() else contextlib.nullcontext()):
+    return _train(config, workdir, fns, make_data, make_validation, quiet, log, stop_at)
+
+
+def _train(config, workdir, fns, make_data, make_validation, quiet, log, stop_at) -> dict:
+  """`train` once the workdir is checked and locked."""
   fns = fns or ts.ois_fns()
   make_data = make_data or default_data
   make_validation = make_validation or default_validation

@@ -47,6 +47,7 @@ def check_workdir(path: str) -> str:
   path = os.path.abspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
     raise OISError(f"--workdir {path}: is a file, not a folder")
+  check_is_run(path)
   try:
     os.makedirs(path, exist_ok=True)
     # One probe per process: the processes of a multi-host run check the same folder at once.
@@ -57,6 +58,32 @@ def check_workdir(path: str) -> str:
   except OSError as e:
     raise OISError(f"--workdir {path}: cannot write there ({e.strerror})") from None
   return path
+
+
+# What a training run writes in its workdir (a folder holding anything else is not one).
+RUN_ENTRIES = (CONFIG_FILE, INIT_WEIGHTS_FILE, SUMMARY_FILE, DAMAGED, checkpoint.TRAIN_CHECKPOINTS,
+               checkpoint.BEST, checkpoint.FINAL, "tensorboard")
+
+
+def check_is_run(path: str) -> None:
+  """OISError unless `path` is missing, empty, or a training workdir: a weights export is not
+  one (training there would mix the runs), and a folder of other files is refused rather than
+  written into (its config.json, say, would be replaced)."""
+  from ois_jax import locks
+  from ois_jax.export import manifest
+  if not os.path.isdir(path):
+    return
+  names = [n for n in os.listdir(path) if not locks.is_lock_file(n) and not n.startswith(".write_test.")]
+  for record, kind in ((manifest.MANIFEST_FILE, "an export (ois-jax export)"),
+                       (checkpoint.METADATA_FILE, "a weights folder (best/, final/ or a converted checkpoint)")):
+    if record in names:
+      raise OISError(f"--workdir {path}: is {kind}, not a training workdir; give a new folder "
+                     "(and load these weights with --checkpoint)")
+  if not names or checkpoint.TRAIN_CHECKPOINTS in names or SUMMARY_FILE in names:
+    return
+  others = sorted(n for n in names if n not in RUN_ENTRIES) or sorted(names)
+  raise OISError(f"--workdir {path}: holds files that are not an ois-jax training run "
+                 f"({', '.join(others[:5])}); give a new or empty folder")
 
 
 def check_config_values(config) -> None:
@@ -130,10 +157,8 @@ def write_summary(workdir: str, summary: dict) -> None:
 
 
 def _write_atomic(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  from ois_jax import outputs
+  outputs.write_text(path, text, what="workdir file")
 
 
 def load_initial_weights(path: str, workdir: str, log=print) -> dict:

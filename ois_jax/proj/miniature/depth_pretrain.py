@@ -35,6 +35,7 @@ from ois_jax.training.ssi_loss import EPS, shift_and_scale, ssi_loss
 
 CHECKPOINT_DIR = "checkpoint"   # the converted-DAv2 checkpoint inside a stage-1 workdir
 SUMMARY_FILE = "depth_summary.json"
+STARTED_FILE = "depth_started.json"  # written first: the settings of a run that may not finish
 FIGURE_FILE = "heldout_depth.png"  # held-out scenes: image, true depth, the model's depth
 
 
@@ -101,9 +102,9 @@ def make_optimizer(config) -> optax.GradientTransformation:
   """AdamW with a linear warm-up and a cosine decay to 0 over `total_steps`."""
   t = config.train
   total = int(config.total_steps)
-  warmup = min(int(t.warmup_steps), max(total - 1, 0))
-  schedule = optax.warmup_cosine_decay_schedule(0.0, float(t.learning_rate), max(warmup, 1),
-                                                max(total, warmup + 1))
+  warmup = max(1, min(int(t.warmup_steps), max(total - 1, 0)))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, float(t.learning_rate), warmup,
+                                                max(total, warmup + 1))  # 1 step too (--depth-steps 1)
   return optax.chain(optax.clip_by_global_norm(float(t.grad_clip)),
                      optax.adamw(schedule, weight_decay=float(t.weight_decay)))
 
@@ -136,17 +137,27 @@ def settings_record(config) -> dict:
   return json.loads(config.to_json(sort_keys=True))
 
 
+def _started_settings(workdir: str):
+  try:
+    with open(os.path.join(workdir, STARTED_FILE)) as f:
+      return json.load(f).get("settings")
+  except (OSError, ValueError, AttributeError):
+    return None
+
+
 def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict:
   """Trains a custom-size DepthAnythingV2 for `config.total_steps` steps; saves the checkpoint.
 
   A workdir that already holds the checkpoint of the same settings is reused as it is (the run
-  is deterministic); one of other settings is refused (CheckpointError), never overwritten.
+  is deterministic); one that a run of the same settings left unfinished (stopped before its
+  summary was written) is trained again; one of other settings is refused (CheckpointError),
+  never overwritten.
   Also writes WORKDIR/heldout_depth.png (plot_heldout_depth) and logs the held-out SSI error.
   Returns {'checkpoint': dir, 'losses': [...], 'seconds': float, 'heldout_ssi': float,
   'reused': bool}.
   """
   from tqdm import tqdm
-  from ois_jax import checkpoint
+  from ois_jax import checkpoint, outputs
   from ois_jax.models.depth import DepthAnythingV2
   workdir = os.path.abspath(workdir)
   ckpt_dir = os.path.join(workdir, CHECKPOINT_DIR)
@@ -162,8 +173,12 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
       log(f"Stage 1: reusing the depth model in {ckpt_dir} (same settings)")
       return dict(previous, checkpoint=ckpt_dir, reused=True)
   elif os.path.isdir(workdir) and os.listdir(workdir):
-    raise CheckpointError(f"{workdir}: not empty and not a stage-1 depth run; use another workdir")
+    if _started_settings(workdir) != settings:
+      raise CheckpointError(f"{workdir}: not empty and not a stage-1 depth run; use another workdir")
+    log(f"Stage 1: the run in {workdir} stopped before it finished; training it again")
   os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, STARTED_FILE), "w") as f:  # an unfinished run is known as ours
+    json.dump({"settings": settings}, f)
 
   dcfg = depth_config(config)
   model = DepthAnythingV2.from_config(dcfg)
@@ -188,13 +203,12 @@ def train_depth(config, workdir: str, *, quiet: bool = False, log=print) -> dict
       bar.set_postfix(ssi=f"{np.mean(losses[-log_every:]):.4f}")
   bar.close()
   seconds = time.time() - start
-  checkpoint.save_checkpoint(ckpt_dir, jax.device_get(params), dcfg)
+  checkpoint.save_checkpoint(ckpt_dir, jax.device_get(params), dcfg, overwrite=True)
   heldout = heldout_depth(model, params, config)
   figure = plot_heldout_depth(heldout, os.path.join(workdir, FIGURE_FILE))
   summary = {"settings": settings, "losses": losses, "seconds": seconds, "steps": total,
              "heldout_ssi": heldout["ssi"]}
-  with open(summary_path, "w") as f:
-    json.dump(summary, f)
+  outputs.write_text(summary_path, json.dumps(summary), what="stage-1 summary")  # whole or not at all
   log(f"Stage 1: {total} steps in {seconds:.0f} s, SSI loss {np.mean(losses[:10]):.3f} -> "
       f"{np.mean(losses[-10:]):.3f}; held-out SSI {heldout['ssi']:.3f} (a constant map scores 1.000, "
       f"the true depth 0); saved {ckpt_dir}\nStage 1: held-out depth maps: {figure}")

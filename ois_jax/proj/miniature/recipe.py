@@ -16,8 +16,9 @@
 
 Fixed step counts and seeds, no wall-clock limit: a rerun on the same machine gives the same
 figures (another CPU may round floats differently). Running it again on the same DIR reuses
-what is done (stage 1, finished training) and evaluates again; a DIR holding anything else is
-refused. The model is one of the procedural world, not of photographs: those need real
+what is done (stage 1, finished training), does again what a Ctrl-C or SIGTERM left unfinished
+(stage 1 is trained again, stage 2 resumes from its checkpoint) and evaluates again; a DIR holding
+anything else is refused, and so is a DIR another quickstart is running in (ois_jax.locks). The model is one of the procedural world, not of photographs: those need real
 DepthAnythingV2 weights and real training data (README).
 """
 
@@ -26,6 +27,7 @@ import json
 import os
 import time
 
+from ois_jax import outputs
 from ois_jax.errors import ConfigError, OISError
 
 SETTINGS_FILE = "quickstart.json"
@@ -73,7 +75,8 @@ def check_workdir(workdir: str, settings: dict) -> bool:
       raise OISError(f"{workdir}: holds a quickstart run with other settings ({', '.join(changed)} "
                      "differ); use another --workdir")
     return True
-  if os.path.isdir(workdir) and os.listdir(workdir):
+  from ois_jax import locks
+  if os.path.isdir(workdir) and [n for n in os.listdir(workdir) if not locks.is_lock_file(n)]:
     raise OISError(f"{workdir}: not empty and not a quickstart run; use another --workdir")
   return False
 
@@ -110,8 +113,8 @@ def prepare_workdir(workdir: str, settings: dict, log=print) -> str:
   if check_workdir(workdir, settings):
     log(f"quickstart: continuing the run in {workdir} (same settings)")
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, SETTINGS_FILE), "w") as f:
-    json.dump(settings, f, indent=1, sort_keys=True)
+  outputs.write_text(os.path.join(workdir, SETTINGS_FILE), json.dumps(settings, indent=1, sort_keys=True),
+                     what="quickstart settings")
   return workdir
 
 
@@ -144,10 +147,21 @@ def stage2(workdir: str, config, depth_checkpoint: str, use_order: bool = True, 
 def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 20,
         quiet: bool = False, log=print) -> dict:
   """Stages 1-3 (see the module docstring). Returns the metrics.json record."""
+  from ois_jax import locks
+  # One quickstart per workdir, locked before anything is written there.
+  with locks.WorkdirLock(workdir, "quickstart", log):
+    return _run(workdir, depth, config, eval_samples, max_clicks, quiet, log)
+
+
+def _run(workdir, depth, config, eval_samples, max_clicks, quiet, log) -> dict:
+  """`run` with the workdir locked."""
   from ois_jax.evaluation import evaluate, report
 
+  from ois_jax import stopping
   settings = settings_record(depth, config, eval_samples, max_clicks)
   workdir = prepare_workdir(workdir, settings, log)
+  stopping.hint("Run the same command again to continue: finished stages are reused, an unfinished "
+                "one is done again")
   # Wall seconds, and this process's CPU seconds (the time on an idle machine is about the CPU
   # time divided by the cores used: on a shared machine wall time says more about the others).
   seconds, cpu_seconds = {}, {}
@@ -181,15 +195,15 @@ def run(workdir: str, depth, config, eval_samples: int = 100, max_clicks: int = 
   table = report.format_table(rows)
   title = f"{config.name}: {len(samples)} held-out procedural scenes"
   log(f"\n{title}, {max_clicks} clicks\n{table}")
-  with open(os.path.join(workdir, TABLE_FILE), "w") as f:
-    f.write(f"{title}, {max_clicks} clicks\n{table}\n")
+  outputs.write_text(os.path.join(workdir, TABLE_FILE), f"{title}, {max_clicks} clicks\n{table}\n",
+                     what="table")
   plot = report.plot_curves(os.path.join(workdir, report.PLOT_FILE),
                             [(label, report.miou_curve(m)) for label, m in rows], title=title)
   record = {"metrics": {label: {k: report.jsonable(v) for k, v in m.items()} for label, m in rows},
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "cpu_seconds": {k: round(v, 1) for k, v in cpu_seconds.items()}, "settings": settings}
-  with open(os.path.join(workdir, report.METRICS_FILE), "w") as f:
-    json.dump(record, f, indent=1)
+  outputs.write_text(os.path.join(workdir, report.METRICS_FILE), json.dumps(record, indent=1),
+                     what="metrics")
   log(f"plot: {plot}\nmetrics: {os.path.join(workdir, report.METRICS_FILE)}\n"
       f"time: stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2']:.0f} + "
       f"{seconds['stage2_no_order']:.0f} s, stage 3 {seconds['stage3']:.0f} s, total {seconds['total']:.0f} s "

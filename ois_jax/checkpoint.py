@@ -84,9 +84,10 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
                             "refusing to write into it")
   parent = os.path.dirname(directory)
   os.makedirs(parent, exist_ok=True)
+  params = _to_numpy(params)
+  check_finite(params, f"{directory}: refusing to save")
   staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.tmp-", dir=parent)
   try:
-    params = _to_numpy(params)
     with _local_checkpointer() as ckptr:
       ckptr.save(os.path.join(staging, PARAMS_DIR), params)
     metadata = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config}
@@ -148,6 +149,28 @@ def _local_checkpointer():
       primary_host=me, active_processes={me}))
 
 
+
+
+def nonfinite_leaves(params: Any, prefix: str = "") -> list[tuple[str, int]]:
+  """(key path, count) of every floating-point leaf holding NaN or inf, e.g. [('encoder/w', 3)]."""
+  if hasattr(params, "items"):
+    return [bad for k, v in params.items() for bad in nonfinite_leaves(v, f"{prefix}{k}/")]
+  x = np.asarray(params)
+  if not np.issubdtype(x.dtype, np.inexact):
+    return []
+  count = int(x.size - np.count_nonzero(np.isfinite(x)))
+  return [(prefix.rstrip("/"), count)] if count else []
+
+
+def check_finite(params: Any, where: str) -> None:
+  """CheckpointError when any weight is NaN or infinite (a diverged run): such weights give
+  all-NaN probabilities, i.e. empty masks, without any other sign."""
+  bad = nonfinite_leaves(params)
+  if bad:
+    total = sum(n for _, n in bad)
+    shown = ", ".join(f"{k} ({n})" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise CheckpointError(f"{where}: {total} weights are NaN or infinite, in {len(bad)} arrays: {shown}; "
+                          "the training run that made them diverged")
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -255,7 +278,14 @@ def as_float32(params: Any) -> Any:
 def load_weights(path: str, log=None) -> Weights:
   """OIS weights from an export (W/best, W/final or any save_checkpoint folder), a training
   workdir (its best export when there is one, else its newest step) or one training step
-  (W/checkpoints/<step>). `log(message)` hears which weights were chosen."""
+  (W/checkpoints/<step>). `log(message)` hears which weights were chosen. Weights holding NaN or
+  inf are refused (CheckpointError)."""
+  weights = _load_weights(path, log)
+  check_finite(weights.params, weights.source)
+  return weights
+
+
+def _load_weights(path: str, log=None) -> Weights:
   path = os.path.normpath(os.path.abspath(os.fspath(path)))
   if not os.path.exists(path):
     raise CheckpointError(f"{path}: no such checkpoint directory, export or training workdir")
@@ -281,7 +311,7 @@ def load_weights(path: str, log=None) -> Weights:
   else:
     raise CheckpointError(f"{path}: training workdir without weights yet (no committed step, "
                           f"no {BEST}/ or {FINAL}/)")
-  weights = load_weights(choice)
+  weights = _load_weights(choice)
   if log is not None:
     log(f"using {weights.source}: {why} of {path}")
   return weights

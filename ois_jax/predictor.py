@@ -99,7 +99,7 @@ class Predictor:
       if depth is None or np.shape(depth) != tf.orig_hw:
         raise ImageError(f"this model takes an external depth map of shape {tf.orig_hw}, "
                          f"got {None if depth is None else np.shape(depth)}")
-      depth_model = jnp.asarray(transforms.map_to_model(depth, tf))[None]
+      depth_model = jnp.asarray(transforms.map_to_model(_check_depth(depth), tf))[None]
     state = self._compiled.call("encode", self.params, jnp.asarray(x)[None], depth_model)
     # The resize matrices have <= 2 non-zeros per row: applied as taps, they need no BLAS call
     # (a 2-core machine under load made the dense NumPy matmuls 200 ms per click).
@@ -192,6 +192,20 @@ def check_click(click, index: int, hw: tuple[int, int]) -> tuple[float, float, b
   if not (np.isfinite(y) and np.isfinite(x) and 0 <= y <= h - 1 and 0 <= x <= w - 1):
     raise ClickError(f"click {index} at (y={y:g}, x={x:g}) is outside the {h}x{w} image")
   return y, x, positive
+
+
+def _check_depth(depth) -> np.ndarray:
+  """An external (H, W) depth map of finite numbers, as float32: one NaN or inf pixel would make
+  every probability NaN (the depth is normalised over the whole image)."""
+  values = np.asarray(depth)
+  if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+    raise ImageError(f"the depth map has dtype {values.dtype}; expected numbers")
+  values = values.astype(np.float32)
+  bad = ~np.isfinite(values)
+  if bad.any():
+    raise ImageError(f"the depth map has {int(bad.sum())} NaN or infinite values; expected finite "
+                     "depths (fill the holes first)")
+  return values
 
 
 def _check_prev_mask(prev_mask, hw: tuple[int, int]) -> np.ndarray:

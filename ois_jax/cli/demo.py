@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--port", type=int, default=7860)
   parser.add_argument("--max-side", type=int, default=engine.MAX_SIDE,
                       help="images with a longer side are downscaled to it, with a notice")
-  parser.add_argument("--seed", type=int, default=0, help="random init seed (--config only)")
+  parser.add_argument("--seed", type=int, default=None, help="random init seed (--config without "
+                      "weights only; default 0)")
   return parser
 
 
@@ -34,8 +35,8 @@ def main(argv=None) -> int:
   args = _common.parse_with_overrides(build_parser(), argv)
   if not 0 < args.port < 65536:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
-  if args.max_side < 14:
-    raise ConfigError(f"--max-side {args.max_side}: too small (at least 14 px)")
+  _common.check_at_least(args.max_side, 14, "--max-side", below="the 14-pixel patch size")
+  _common.check_seed_source(args)
   os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
   try:
     import gradio  # noqa: F401
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     args.model = DEFAULT_MODEL
   from ois_jax.demo import app as app_lib, engine
   config, params, source = _common.load_model(args)
-  demo_engine = engine.Engine.from_weights(config, params, source, seed=args.seed)
+  demo_engine = engine.Engine.from_weights(config, params, source, seed=args.seed or 0)
   print(f"ois-jax demo: compiling {source} ...", flush=True)
   seconds = demo_engine.warm_up()
   print(f"ois-jax demo: compiled in {seconds:.1f} s", flush=True)

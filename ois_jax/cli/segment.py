@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from ois_jax.cli import _common
-from ois_jax.errors import ClickError, ConfigError
+from ois_jax.errors import ClickError
 
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 
@@ -50,8 +50,7 @@ def main(argv=None) -> int:
   args = _common.parse_with_overrides(build_parser(), argv)
   # Everything that can be checked without the model is checked first (seconds, not a compile).
   _common.check_probability(args.threshold, "--threshold")
-  if args.seed is not None and (args.checkpoint or args.model):
-    raise ConfigError("--seed chooses random weights; it means nothing with --checkpoint or --model")
+  _common.check_seed_source(args)
   _common.check_output(args.out, args.overwrite, MASK_EXTENSIONS)
   if args.prob_out:
     _common.check_output(args.prob_out, args.overwrite, (".npy",), what="--prob-out")

@@ -69,6 +69,14 @@ def check_config_values(config) -> None:
       raise ConfigError(f"{key} must be a positive integer, got {value!r}")
   if not isinstance(config.total_steps, int) or config.total_steps < 0:
     raise ConfigError(f"total_steps must be a non-negative integer, got {config.total_steps!r}")
+  from ois_jax.models import prompts
+  capacity = prompts.click_capacity(config.model.num_positive_slots, config.model.num_negative_slots)
+  if config.eval.max_clicks > capacity:
+    raise ConfigError(f"eval.max_clicks {config.eval.max_clicks}: the model has "
+                      f"{config.model.num_positive_slots} positive and {config.model.num_negative_slots} "
+                      f"negative click slots, so at most {capacity} clicks are sure to reach it")
+  if not (isinstance(config.eval.threshold, (int, float)) and 0.0 <= config.eval.threshold <= 1.0):
+    raise ConfigError(f"eval.threshold must be in [0, 1], got {config.eval.threshold!r}")
   if not config.train.learning_rate >= 0:
     raise ConfigError(f"train.learning_rate must be >= 0, got {config.train.learning_rate!r}")
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ois_jax import _logging, records
-from ois_jax.errors import CheckpointError, first_line
+from ois_jax.errors import CheckpointError, ConfigError, first_line, path_argument
 
 METADATA_FILE = "ois_checkpoint.json"
 PARAMS_DIR = "params"
@@ -54,11 +54,11 @@ def _config_to_dict(config: Any) -> dict:
   if hasattr(config, "to_dict"):  # ml_collections.ConfigDict, DepthConfig
     config = config.to_dict()
   if not isinstance(config, dict):
-    raise TypeError(f"config must be a dict or have to_dict(), got {type(config).__name__}")
+    raise ConfigError(f"config must be a dict or have to_dict(), got {type(config).__name__}")
   try:
     json.dumps(config)
-  except TypeError as e:
-    raise TypeError(f"config is not JSON-serialisable: {e}") from None
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"config is not JSON-serialisable: {e}") from None
   return config
 
 
@@ -71,7 +71,7 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   is not a checkpoint. Returns the absolute directory path.
   """
 
-  directory = os.path.abspath(directory)
+  directory = os.path.abspath(path_argument(directory, "the checkpoint directory", CheckpointError))
   config = _config_to_dict(config)
   if os.path.exists(directory):
     if not os.path.isdir(directory):
@@ -125,7 +125,7 @@ def _metadata(directory: str) -> dict:
 def load_checkpoint(directory: str) -> tuple[dict, dict]:
   """Returns (params as a nested dict of NumPy arrays, config dict)."""
 
-  directory = os.path.abspath(directory)
+  directory = os.path.abspath(path_argument(directory, "the checkpoint directory", CheckpointError))
   config = stored_config(directory)
   params_path = os.path.join(directory, PARAMS_DIR)
   if not os.path.isdir(params_path):
@@ -286,7 +286,7 @@ def load_weights(path: str, log=None) -> Weights:
 
 
 def _load_weights(path: str, log=None) -> Weights:
-  path = os.path.normpath(os.path.abspath(os.fspath(path)))
+  path = os.path.normpath(os.path.abspath(path_argument(path, "the checkpoint", CheckpointError)))
   if not os.path.exists(path):
     raise CheckpointError(f"{path}: no such checkpoint directory, export or training workdir")
   if os.path.exists(os.path.join(path, METADATA_FILE)):

@@ -106,7 +106,9 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
   """The config of `spec` (a path, `path.py:arg` or a module name) with `overrides` applied."""
   if not spec:
     raise ConfigError("--config is required (e.g. --config configs/ois_tiny.py)")
-  path, sep, arg = spec.partition(":")
+  if not isinstance(spec, (str, os.PathLike)):
+    raise ConfigError(f"--config must be a file path or a config name, got {type(spec).__name__}")
+  path, sep, arg = os.fspath(spec).partition(":")
   module = _module_for(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"--config {spec}: has no get_config()")
@@ -137,7 +139,11 @@ def parse_value(text: str, current: Any) -> Any:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] = ()):
   """Sets `KEY.SUB=VALUE` items on `config` in place; returns it."""
   known = flat_keys(schema())
+  if isinstance(overrides, str):
+    raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}")
   for item in overrides:
+    if not isinstance(item, str):
+      raise ConfigError(f"override {item!r}: expected a 'key=value' string")
     key, sep, text = item.partition("=")
     key = key.strip().removeprefix("--config.").removeprefix("config.")
     if not sep or not key:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import compilation_cache, transforms
-from ois_jax.errors import ClickError, ImageError
+from ois_jax.errors import ClickError, ConfigError, ImageError
 from ois_jax.models import ois
 from ois_jax.models.prompts import Clicks
 
@@ -62,6 +62,9 @@ class Predictor:
     CheckpointError)."""
     compilation_cache.enable()  # before init_params compiles
     model_cfg = config.model if hasattr(config, "model") else config
+    if not hasattr(model_cfg, "items"):
+      raise ConfigError(f"config must be a run config (with .model) or its model section, got "
+                        f"{type(config).__name__}")
     model = ois.build_model(model_cfg)
     if params is None:
       params = ois.init_params(model, jax.random.key(seed))
@@ -155,6 +158,8 @@ class Predictor:
     return out if return_logits else _sigmoid(out)
 
   def _clicks(self, clicks, h, w) -> Clicks:
+    if isinstance(clicks, (str, bytes)) or not hasattr(clicks, "__iter__"):
+      raise ClickError(f"clicks must be a list of (y, x, is_positive), got {type(clicks).__name__}")
     clicks = list(clicks)
     if not clicks:
       raise ClickError("no clicks given: predict() needs at least one (y, x, is_positive) click")

@@ -74,16 +74,16 @@ def write_metrics(out_dir: str, record: dict) -> str:
 
 def read_metrics(path: str) -> dict:
   """A metrics.json file (or a folder holding one)."""
-  from ois_jax.errors import OISError
+  from ois_jax.errors import DataError
   if os.path.isdir(path):
     path = os.path.join(path, METRICS_FILE)
   try:
     with open(path) as f:
       record = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
-    raise OISError(f"{path}: cannot read metrics ({e})") from None
+    raise DataError(f"{path}: cannot read metrics ({e})") from None
   if not isinstance(record, dict) or "mIoU@1" not in record:
-    raise OISError(f"{path}: not an ois-jax metrics.json (no mIoU@1)")
+    raise DataError(f"{path}: not an ois-jax metrics.json (no mIoU@1)")
   return record
 
 

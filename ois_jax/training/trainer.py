@@ -35,11 +35,11 @@ class Interrupted(OISError):
     self.exit_code = 128 + int(signum)
 
 
-class DiskFull(OISError):
+class DiskFull(OISError, OSError):
   """The workdir's disk is full; the last committed checkpoint is intact."""
 
 
-class NonFinite(OISError, ArithmeticError):
+class NonFinite(OISError, ValueError):
   """The loss, the gradients or the weights of a step became NaN or infinite; nothing of that step
   or later was saved."""
 

@@ -22,7 +22,7 @@ import socket
 import jax
 
 from ois_jax import checkpoint
-from ois_jax.errors import CheckpointError, ConfigError, OISError
+from ois_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = checkpoint.TRAIN_CONFIG_FILE
 INIT_WEIGHTS_FILE = "init_weights.json"
@@ -43,10 +43,10 @@ SAFE_TO_CHANGE = (
 
 
 def check_workdir(path: str) -> str:
-  """The absolute workdir, created if missing; OISError if it is a file or is not writable."""
+  """The absolute workdir, created if missing; ConfigError if it is a file, CheckpointError (an OSError) if it is not writable."""
   path = os.path.abspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
-    raise OISError(f"--workdir {path}: is a file, not a folder")
+    raise ConfigError(f"--workdir {path}: is a file, not a folder")
   try:
     os.makedirs(path, exist_ok=True)
     # One probe per process: the processes of a multi-host run check the same folder at once.
@@ -55,7 +55,7 @@ def check_workdir(path: str) -> str:
       f.write("ok")
     os.remove(probe)
   except OSError as e:
-    raise OISError(f"--workdir {path}: cannot write there ({e.strerror})") from None
+    raise CheckpointError(f"--workdir {path}: cannot write there ({e.strerror})") from None
   return path
 
 

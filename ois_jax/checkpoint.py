@@ -242,6 +242,7 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
   import jax
   import orbax.checkpoint as ocp
   config = _read_run_config(workdir)
+  _check_ois(os.path.join(workdir, TRAIN_CONFIG_FILE), config)
   state_path = os.path.join(step_dir, TRAIN_STATE_ITEM)
   try:
     with absl_warnings_off(), ocp.StandardCheckpointer() as ckptr:
@@ -259,11 +260,17 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
 
 
 def _check_ois(path: str, config: dict) -> None:
+  """CheckpointError unless `config` is an OIS run config whose values have the schema's types
+  (an edited metadata file fails here, not deep inside the model)."""
   if not isinstance(config.get("model"), dict):
     kind = config.get("model")
     raise CheckpointError(f"{path}: holds {kind!r} weights, not an OIS model"
                           + ("; train OIS from them with --config.model.depth_checkpoint=PATH"
                              if kind == "depth_anything_v2" else ""))
+  from ois_jax import config as config_lib
+  problems = config_lib.type_problems(config)
+  if problems:
+    raise CheckpointError(f"{path}: its metadata is edited or damaged: {'; '.join(problems[:3])}")
 
 
 def as_float32(params: Any) -> Any:

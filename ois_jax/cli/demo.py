@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
   _common.check_at_least(args.max_side, 14, "--max-side", below="the 14-pixel patch size")
   _common.check_seed_source(args)
+  check_address(args.host, args.port)  # before the model compiles, and before "serving ..."
   os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
   try:
     import gradio  # noqa: F401
@@ -51,6 +52,34 @@ def main(argv=None) -> int:
   seconds = demo_engine.warm_up()
   print(f"ois-jax demo: compiled in {seconds:.1f} s", flush=True)
   page = app_lib.Page(demo_engine, max_side=args.max_side).build()
+  check_address(args.host, args.port)  # again: the port may have been taken while compiling
   print(f"ois-jax demo: {source}; serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-  app_lib.launch(page, args.host, args.port)
+  try:
+    app_lib.launch(page, args.host, args.port)
+  except OSError as e:  # taken in the last instant: gradio says "Cannot find empty port"
+    raise OISError(f"cannot serve on {args.host}:{args.port} ({e})") from None
   return 0
+
+
+def check_address(host: str, port: int) -> None:
+  """ConfigError unless this machine can listen on host:port now: an address it does not have,
+  a name that does not resolve, or a port another program holds are refused in one line."""
+  import errno
+  import socket
+  try:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+  except socket.gaierror as e:
+    raise ConfigError(f"--host {host}: not a known address or name ({e.strerror})") from None
+  family, kind, proto, _, address = infos[0]
+  with socket.socket(family, kind, proto) as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+    try:
+      probe.bind(address)
+    except OSError as e:
+      if e.errno == errno.EADDRINUSE:
+        raise ConfigError(f"--port {port}: already in use on {host} (another demo or program "
+                          "listens there); stop it or pass another --port") from None
+      if e.errno == errno.EADDRNOTAVAIL:
+        raise ConfigError(f"--host {host}: not an address of this machine; use 127.0.0.1 (this "
+                          "machine only) or 0.0.0.0 (every interface)") from None
+      raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror})") from None

@@ -37,7 +37,6 @@ def main(argv=None) -> int:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
   _common.check_at_least(args.max_side, 14, "--max-side", below="the 14-pixel patch size")
   _common.check_seed_source(args)
-  check_address(args.host, args.port)  # before the model compiles, and before "serving ..."
   os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
   try:
     import gradio  # noqa: F401
@@ -47,6 +46,7 @@ def main(argv=None) -> int:
     args.model = DEFAULT_MODEL
   from ois_jax.demo import app as app_lib, engine
   config, params, source = _common.load_model(args)
+  check_address(args.host, args.port)  # before the model compiles, and before "serving ..."
   demo_engine = engine.Engine.from_weights(config, params, source, seed=args.seed or 0)
   print(f"ois-jax demo: compiling {source} ...", flush=True)
   seconds = demo_engine.warm_up()

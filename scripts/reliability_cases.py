@@ -740,7 +740,7 @@ def non_finite(ctx: Context):
   import jax
 
   from ois_jax import checkpoint
-  real_check = checkpoint.check_finite
+  real_check = getattr(checkpoint, "check_finite", None)
   checkpoint.check_finite = lambda *a: None  # write what a diverged run of old wrote
   try:
     nan_params = jax.tree.map(lambda x: np.full_like(x, np.nan) if np.issubdtype(np.asarray(x).dtype,
@@ -748,7 +748,8 @@ def non_finite(ctx: Context):
                               ctx.tiny_params)
     nan_ckpt = checkpoint.save_checkpoint(os.path.join(folder, "nan"), nan_params, ctx.tiny_config.to_dict())
   finally:
-    checkpoint.check_finite = real_check
+    if real_check is not None:
+      checkpoint.check_finite = real_check
   seg = ois_jax("segment", ctx.image, "--checkpoint", nan_ckpt, "--click", "5,5,+", "--out",
                 os.path.join(folder, "m.png"), env=ctx.env)
   rows.append(after(seg, seg.one_line_error("NaN or infinite") and not os.path.exists(
@@ -818,7 +819,7 @@ def api_errors(ctx: Context):
 @group("threads",
        ("one Predictor, two threads: predict after the other thread's set_image",
         "returned a mask for the wrong image"),
-       ("a Predictor per thread (for_another_thread), interleaved", "n/a (new)"))
+       ("a Predictor per thread (same model and weights), interleaved", "n/a (new)"))
 def threads(ctx: Context):
   import threading
 
@@ -838,7 +839,7 @@ def threads(ctx: Context):
   start, results, barrier = time.monotonic(), {}, threading.Barrier(2)
 
   def work(name, image):
-    mine = shared.for_another_thread()
+    mine = Predictor(shared.model, shared.params, shared.config)  # shares the compiled programs
     for _ in range(3):
       mine.set_image(image)
       barrier.wait(60)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ois_jax import _logging, records
-from ois_jax.errors import CheckpointError, first_line
+from ois_jax.errors import CheckpointError, ConfigError, first_line, path_argument
 
 METADATA_FILE = "ois_checkpoint.json"
 PARAMS_DIR = "params"
@@ -52,11 +52,11 @@ def _config_to_dict(config: Any) -> dict:
   if hasattr(config, "to_dict"):  # ml_collections.ConfigDict, DepthConfig
     config = config.to_dict()
   if not isinstance(config, dict):
-    raise TypeError(f"config must be a dict or have to_dict(), got {type(config).__name__}")
+    raise ConfigError(f"config must be a dict or have to_dict(), got {type(config).__name__}")
   try:
     json.dumps(config)
-  except TypeError as e:
-    raise TypeError(f"config is not JSON-serialisable: {e}") from None
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"config is not JSON-serialisable: {e}") from None
   return config
 
 
@@ -70,7 +70,7 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
   """
 
   from ois_jax import outputs
-  directory = os.path.abspath(directory)
+  directory = os.path.abspath(path_argument(directory, "the checkpoint directory", CheckpointError))
   config = _config_to_dict(config)
   if os.path.exists(directory):
     if not os.path.isdir(directory):
@@ -82,8 +82,9 @@ def save_checkpoint(directory: str, params: Any, config: Any, overwrite: bool = 
     elif os.listdir(directory):
       raise CheckpointError(f"{directory}: directory is not empty and is not an ois-jax checkpoint; "
                             "refusing to write into it")
+  params = _to_numpy(params)
+  check_finite(params, f"{directory}: refusing to save")
   with outputs.staged_folder(directory, what="checkpoint") as staging:
-    params = _to_numpy(params)
     with _local_checkpointer() as ckptr:
       ckptr.save(os.path.join(staging, PARAMS_DIR), params)
     metadata = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config}
@@ -117,7 +118,7 @@ def _metadata(directory: str) -> dict:
 def load_checkpoint(directory: str) -> tuple[dict, dict]:
   """Returns (params as a nested dict of NumPy arrays, config dict)."""
 
-  directory = os.path.abspath(directory)
+  directory = os.path.abspath(path_argument(directory, "the checkpoint directory", CheckpointError))
   config = stored_config(directory)
   params_path = os.path.join(directory, PARAMS_DIR)
   if not os.path.isdir(params_path):
@@ -141,6 +142,28 @@ def _local_checkpointer():
       primary_host=me, active_processes={me}))
 
 
+
+
+def nonfinite_leaves(params: Any, prefix: str = "") -> list[tuple[str, int]]:
+  """(key path, count) of every floating-point leaf holding NaN or inf, e.g. [('encoder/w', 3)]."""
+  if hasattr(params, "items"):
+    return [bad for k, v in params.items() for bad in nonfinite_leaves(v, f"{prefix}{k}/")]
+  x = np.asarray(params)
+  if not np.issubdtype(x.dtype, np.inexact):
+    return []
+  count = int(x.size - np.count_nonzero(np.isfinite(x)))
+  return [(prefix.rstrip("/"), count)] if count else []
+
+
+def check_finite(params: Any, where: str) -> None:
+  """CheckpointError when any weight is NaN or infinite (a diverged run): such weights give
+  all-NaN probabilities, i.e. empty masks, without any other sign."""
+  bad = nonfinite_leaves(params)
+  if bad:
+    total = sum(n for _, n in bad)
+    shown = ", ".join(f"{k} ({n})" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise CheckpointError(f"{where}: {total} weights are NaN or infinite, in {len(bad)} arrays: {shown}; "
+                          "the training run that made them diverged")
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -212,6 +235,7 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
   import jax
   import orbax.checkpoint as ocp
   config = _read_run_config(workdir)
+  _check_ois(os.path.join(workdir, TRAIN_CONFIG_FILE), config)
   state_path = os.path.join(step_dir, TRAIN_STATE_ITEM)
   try:
     with absl_warnings_off(), ocp.StandardCheckpointer() as ckptr:
@@ -229,11 +253,17 @@ def _load_step(step_dir: str, workdir: str) -> Weights:
 
 
 def _check_ois(path: str, config: dict) -> None:
+  """CheckpointError unless `config` is an OIS run config whose values have the schema's types
+  (an edited metadata file fails here, not deep inside the model)."""
   if not isinstance(config.get("model"), dict):
     kind = config.get("model")
     raise CheckpointError(f"{path}: holds {kind!r} weights, not an OIS model"
                           + ("; train OIS from them with --config.model.depth_checkpoint=PATH"
                              if kind == "depth_anything_v2" else ""))
+  from ois_jax import config as config_lib
+  problems = config_lib.type_problems(config)
+  if problems:
+    raise CheckpointError(f"{path}: its metadata is edited or damaged: {'; '.join(problems[:3])}")
 
 
 def as_float32(params: Any) -> Any:
@@ -248,8 +278,15 @@ def as_float32(params: Any) -> Any:
 def load_weights(path: str, log=None) -> Weights:
   """OIS weights from an export (W/best, W/final or any save_checkpoint folder), a training
   workdir (its best export when there is one, else its newest step) or one training step
-  (W/checkpoints/<step>). `log(message)` hears which weights were chosen."""
-  path = os.path.normpath(os.path.abspath(os.fspath(path)))
+  (W/checkpoints/<step>). `log(message)` hears which weights were chosen. Weights holding NaN or
+  inf are refused (CheckpointError)."""
+  weights = _load_weights(path, log)
+  check_finite(weights.params, weights.source)
+  return weights
+
+
+def _load_weights(path: str, log=None) -> Weights:
+  path = os.path.normpath(os.path.abspath(path_argument(path, "the checkpoint", CheckpointError)))
   if not os.path.exists(path):
     raise CheckpointError(f"{path}: no such checkpoint directory, export or training workdir")
   if os.path.exists(os.path.join(path, METADATA_FILE)):
@@ -274,7 +311,7 @@ def load_weights(path: str, log=None) -> Weights:
   else:
     raise CheckpointError(f"{path}: training workdir without weights yet (no committed step, "
                           f"no {BEST}/ or {FINAL}/)")
-  weights = load_weights(choice)
+  weights = _load_weights(choice)
   if log is not None:
     log(f"using {weights.source}: {why} of {path}")
   return weights

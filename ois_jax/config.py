@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import ml_collections
 
-from ois_jax.errors import ConfigError
+from ois_jax.errors import ConfigError, first_line
 
 PACKAGE = "ois_jax.configs"
 # Projects' configs (ois_jax/proj/*/configs) are found by name as well.
@@ -69,13 +69,16 @@ def check_keys(config: Any, where: str = "config") -> None:
 def _module_for(spec: str):
   """The config module of a file path or a module name."""
   if os.path.isfile(spec):
+    if not spec.endswith(".py"):
+      raise ConfigError(f"--config {spec}: not a Python config file (a .py file with get_config())")
     name = "_ois_config_" + os.path.splitext(os.path.basename(spec))[0]
     module_spec = importlib.util.spec_from_file_location(name, spec)
     module = importlib.util.module_from_spec(module_spec)
     try:
       module_spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - a broken config file is a user error
-      raise ConfigError(f"--config {spec}: cannot load ({type(e).__name__}: {e})") from None
+      raise ConfigError(f"--config {spec}: cannot load ({type(e).__name__}: "
+                        f"{first_line(e)})") from None
     return module
   # Not a file here: an installed config by name (configs/ois_tiny.py works outside the repo too).
   name = os.path.splitext(os.path.basename(spec))[0] if spec.endswith(".py") else spec
@@ -106,7 +109,9 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
   """The config of `spec` (a path, `path.py:arg` or a module name) with `overrides` applied."""
   if not spec:
     raise ConfigError("--config is required (e.g. --config configs/ois_tiny.py)")
-  path, sep, arg = spec.partition(":")
+  if not isinstance(spec, (str, os.PathLike)):
+    raise ConfigError(f"--config must be a file path or a config name, got {type(spec).__name__}")
+  path, sep, arg = os.fspath(spec).partition(":")
   module = _module_for(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"--config {spec}: has no get_config()")
@@ -114,8 +119,52 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
     config = module.get_config(arg) if sep else module.get_config()
   except (ValueError, KeyError, TypeError) as e:
     raise ConfigError(f"--config {spec}: {e}") from None
+  if isinstance(config, dict):
+    config = ml_collections.ConfigDict(config)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"--config {spec}: get_config() returned {type(config).__name__}, not a "
+                      "ConfigDict")
   check_keys(config, f"--config {spec}")
+  check_types(config, f"--config {spec}")
   return apply_overrides(config, overrides)
+
+
+def _kind(value) -> str | None:
+  """The schema type a value must match: 'bool', 'int', 'float', 'str', 'sequence' (None: any)."""
+  if isinstance(value, bool):
+    return "bool"
+  if isinstance(value, int):
+    return "int"
+  if isinstance(value, float):
+    return "float"
+  if isinstance(value, str):
+    return "str"
+  if isinstance(value, (list, tuple)):
+    return "sequence"
+  return None
+
+
+def type_problems(config: Any) -> list[str]:
+  """'model.input_size: 'abc' where the schema has an int' for every value of `config` (a
+  ConfigDict or a nested dict, e.g. a checkpoint's metadata) whose type differs from the
+  schema's default; an int is a float too, and None is allowed where the default is None."""
+  defaults = flat_keys(schema())
+  problems = []
+  for key, value in flat_keys(config).items():
+    if key not in defaults or value is None:
+      continue
+    want, got = _kind(defaults[key]), _kind(value)
+    if want is None or got == want or (want == "float" and got == "int"):
+      continue
+    problems.append(f"{key}: {value!r} where the schema has a {want} (e.g. {defaults[key]!r})")
+  return problems
+
+
+def check_types(config: Any, where: str = "config") -> None:
+  """ConfigError naming every value whose type differs from the schema's (`type_problems`)."""
+  problems = type_problems(config)
+  if problems:
+    raise ConfigError(f"{where}: {'; '.join(problems[:5])}")
 
 
 def parse_value(text: str, current: Any) -> Any:
@@ -137,7 +186,11 @@ def parse_value(text: str, current: Any) -> Any:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] = ()):
   """Sets `KEY.SUB=VALUE` items on `config` in place; returns it."""
   known = flat_keys(schema())
+  if isinstance(overrides, str):
+    raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}")
   for item in overrides:
+    if not isinstance(item, str):
+      raise ConfigError(f"override {item!r}: expected a 'key=value' string")
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:

@@ -19,14 +19,14 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ois_jax.errors import ImageError
+from ois_jax.errors import ImageError, path_argument
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def load_image(path: str, apply_exif: bool = True) -> np.ndarray:
   """Read an image file as (H, W, 3) uint8 RGB."""
-  path = os.fspath(path)
+  path = path_argument(path, "the image", ImageError)
   if not os.path.isfile(path):
     raise ImageError(f"{path}: no such image file")
   return _decode(path, path, apply_exif)

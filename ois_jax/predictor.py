@@ -12,29 +12,48 @@ adding clicks never recompiles, and the maps between the image's resolution and 
 (previous mask in, probabilities out) run in NumPy outside the compiled decoder, so a new image
 size never recompiles either. Compiled programs are kept in the persistent compilation
 cache (`ois_jax.compilation_cache`); the first use of each is logged ("compiling ...").
+
+Threads: a Predictor holds one image, so it belongs to the thread that called `set_image`.
+`predict` (and `model_clicks`) from any other thread raises ClickError instead of decoding the
+other thread's image; each thread takes its own Predictor, and `p.for_another_thread()` makes
+one that shares the compiled programs and the weights (nothing is copied or compiled again).
+Calls are atomic: a `set_image` running in another thread never mixes two images in one
+`predict`. `check_thread=False` turns the check off for threads that take turns on one image
+(the demo's request threads, one user each).
 """
 
 import functools
 import logging
-from typing import Any, Sequence
+import threading
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import compilation_cache, transforms
-from ois_jax.errors import ClickError, ImageError
+from ois_jax.errors import ClickError, ConfigError, ImageError
 from ois_jax.models import ois
 from ois_jax.models.prompts import Clicks
 
 log = logging.getLogger("ois_jax.predictor")
 
 
-class Predictor:
-  """Holds a model, its params and the state of the current image."""
+class _Image(NamedTuple):
+  """All per-image state, replaced in one assignment (so a reader never sees two images)."""
+  state: dict               # the model's per-image state (encode_image)
+  tf: transforms.Transform  # how the image sits in the model input
+  back: tuple               # (Mh, Mw) as _Taps: model space -> original resolution
+  to_model: tuple           # (Ph, Pw) as _Taps: original resolution -> model space
+  thread: int               # threading.get_ident() of the thread that called set_image
 
-  def __init__(self, model: ois.OIS, params: dict, config: Any = None):
+
+class Predictor:
+  """Holds a model, its params and the state of the current image (one thread's; see above)."""
+
+  def __init__(self, model: ois.OIS, params: dict, config: Any = None, check_thread: bool = True):
     compilation_cache.enable()
+    self.check_thread = bool(check_thread)
     self.model = model
     self.params = params
     self.config = config
@@ -45,14 +64,27 @@ class Predictor:
     self.source = "random initialisation"  # where the weights come from, for messages
     self._compiled = _compiled(model)
     self._encode, self._predict = self._compiled.fns["encode"], self._compiled.fns["decode"]
-    self._set_image_state()
+    self._image: _Image | None = None
 
-  def _set_image_state(self, state=None, tf=None, back=None, to_model=None) -> None:
-    """All per-image state in one place: the encoded image and its geometry (None: no image)."""
-    self._state = state        # the model's per-image state (encode_image)
-    self._tf = tf              # transforms.Transform of the image
-    self._back = back          # (Mh, Mw) as _Taps: model space -> original resolution
-    self._to_model = to_model  # (Ph, Pw) as _Taps: original resolution -> model space
+  def for_another_thread(self) -> "Predictor":
+    """A Predictor of the same model and weights, without an image, for another thread."""
+    other = type(self)(self.model, self.params, self.config, check_thread=self.check_thread)
+    other.source = self.source
+    return other
+
+  def _current(self, what: str) -> _Image:
+    """The current image for `what` (a method name); ClickError when there is none, or when
+    another thread set it."""
+    image = self._image  # one read: a concurrent set_image replaces it whole
+    if image is None:
+      raise ClickError(f"{what} called before set_image(): set an image first")
+    if self.check_thread and image.thread != threading.get_ident():
+      raise ClickError(f"{what} called from another thread than the set_image() of this "
+                       "Predictor's image: it would answer for that thread's image. Give each "
+                       "thread its own Predictor (predictor.for_another_thread() shares the "
+                       "compiled programs and weights), or pass check_thread=False to threads "
+                       "that take turns on one image")
+    return image
 
   @classmethod
   def from_config(cls, config, params: dict | None = None, seed: int = 0) -> "Predictor":
@@ -62,6 +94,9 @@ class Predictor:
     CheckpointError)."""
     compilation_cache.enable()  # before init_params compiles
     model_cfg = config.model if hasattr(config, "model") else config
+    if not hasattr(model_cfg, "items"):
+      raise ConfigError(f"config must be a run config (with .model) or its model section, got "
+                        f"{type(config).__name__}")
     model = ois.build_model(model_cfg)
     if params is None:
       params = ois.init_params(model, jax.random.key(seed))
@@ -99,37 +134,37 @@ class Predictor:
       if depth is None or np.shape(depth) != tf.orig_hw:
         raise ImageError(f"this model takes an external depth map of shape {tf.orig_hw}, "
                          f"got {None if depth is None else np.shape(depth)}")
-      depth_model = jnp.asarray(transforms.map_to_model(depth, tf))[None]
+      depth_model = jnp.asarray(transforms.map_to_model(_check_depth(depth), tf))[None]
     state = self._compiled.call("encode", self.params, jnp.asarray(x)[None], depth_model)
     # The resize matrices have <= 2 non-zeros per row: applied as taps, they need no BLAS call
     # (a 2-core machine under load made the dense NumPy matmuls 200 ms per click).
-    self._set_image_state(state, tf, tuple(_Taps(m) for m in tf.resize_back_matrices()),
-                          tuple(_Taps(m) for m in tf.to_model_matrices()))
+    self._image = _Image(state, tf, tuple(_Taps(m) for m in tf.resize_back_matrices()),
+                         tuple(_Taps(m) for m in tf.to_model_matrices()), threading.get_ident())
 
   def reset_image(self) -> None:
-    self._set_image_state()
+    self._image = None
 
   @property
   def is_image_set(self) -> bool:
-    return self._state is not None
+    return self._image is not None
 
   @property
   def image_state(self) -> dict | None:
     """The encoded image (`ois.encode_image` output, batch 1), e.g. its 'depth' (1, S, S) in
     [0, 1]; None before set_image."""
-    return self._state
+    image = self._image
+    return None if image is None else image.state
 
   @property
   def transform(self) -> transforms.Transform | None:
     """How the current image sits in the model input (coordinates, resize matrices)."""
-    return self._tf
+    image = self._image
+    return None if image is None else image.tf
 
   def model_clicks(self, clicks: Sequence[tuple[float, float, bool]]) -> Clicks:
     """Validated clicks in original pixels -> the model's fixed-slot `Clicks` (batch 1)."""
-    if self._state is None:
-      raise ClickError("no image set: call set_image() first")
-    h, w = self._tf.orig_hw
-    return self._clicks(clicks, h, w)
+    image = self._current("model_clicks()")
+    return self._clicks(clicks, image.tf)
 
   # --- per click ---------------------------------------------------------------------
   def predict(self, clicks: Sequence[tuple[float, float, bool]], prev_mask: np.ndarray | None = None,
@@ -137,24 +172,26 @@ class Predictor:
     """clicks [(y, x, is_positive), ...] in original pixels; prev_mask (H, W) bool or
     probabilities of the previous round (None in the first). Returns (H, W) float32
     probabilities (logits if return_logits)."""
-    if self._state is None:
-      raise ClickError("predict() called before set_image(): set an image first")
-    h, w = self._tf.orig_hw
-    model_clicks = self._clicks(clicks, h, w)
+    image = self._current("predict()")
+    h, w = image.tf.orig_hw
+    model_clicks = self._clicks(clicks, image.tf)
     s = self.input_size
     if prev_mask is None:
       prev, has_prev = np.zeros((s, s), np.float32), False
     else:
-      ph, pw = self._to_model
+      ph, pw = image.to_model
       prev, has_prev = pw.apply(ph.apply(_check_prev_mask(prev_mask, (h, w)), 0), 1), True
-    logits = self._compiled.call("decode", self.params, self._state, model_clicks,
+    logits = self._compiled.call("decode", self.params, image.state, model_clicks,
                                  jnp.asarray(prev)[None], jnp.asarray([has_prev]))
     # Back to (H, W) on the host (Mh @ logits @ Mw.T): no compiled program depends on the image size.
-    mh, mw = self._back
+    mh, mw = image.back
     out = mw.apply(mh.apply(np.asarray(logits[0]), 0), 1)
     return out if return_logits else _sigmoid(out)
 
-  def _clicks(self, clicks, h, w) -> Clicks:
+  def _clicks(self, clicks, tf: transforms.Transform) -> Clicks:
+    h, w = tf.orig_hw
+    if isinstance(clicks, (str, bytes)) or not hasattr(clicks, "__iter__"):
+      raise ClickError(f"clicks must be a list of (y, x, is_positive), got {type(clicks).__name__}")
     clicks = list(clicks)
     if not clicks:
       raise ClickError("no clicks given: predict() needs at least one (y, x, is_positive) click")
@@ -165,7 +202,7 @@ class Predictor:
     if len(parsed) - n_pos > self.num_negative:
       raise ClickError(f"{len(parsed) - n_pos} negative clicks; the model has "
                        f"{self.num_negative} negative slots")
-    yx = self._tf.to_model_coords(np.array([(y, x) for y, x, _ in parsed], np.float32))
+    yx = tf.to_model_coords(np.array([(y, x) for y, x, _ in parsed], np.float32))
     model_clicks = [(float(a), float(b), p) for (a, b), (_, _, p) in zip(yx, parsed)]
     return Clicks.from_lists([model_clicks], self.num_positive, self.num_negative)
 
@@ -192,6 +229,20 @@ def check_click(click, index: int, hw: tuple[int, int]) -> tuple[float, float, b
   if not (np.isfinite(y) and np.isfinite(x) and 0 <= y <= h - 1 and 0 <= x <= w - 1):
     raise ClickError(f"click {index} at (y={y:g}, x={x:g}) is outside the {h}x{w} image")
   return y, x, positive
+
+
+def _check_depth(depth) -> np.ndarray:
+  """An external (H, W) depth map of finite numbers, as float32: one NaN or inf pixel would make
+  every probability NaN (the depth is normalised over the whole image)."""
+  values = np.asarray(depth)
+  if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+    raise ImageError(f"the depth map has dtype {values.dtype}; expected numbers")
+  values = values.astype(np.float32)
+  bad = ~np.isfinite(values)
+  if bad.any():
+    raise ImageError(f"the depth map has {int(bad.sum())} NaN or infinite values; expected finite "
+                     "depths (fill the holes first)")
+  return values
 
 
 def _check_prev_mask(prev_mask, hw: tuple[int, int]) -> np.ndarray:

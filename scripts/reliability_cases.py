@@ -1063,6 +1063,241 @@ def folders_manifest(ctx: Context):
   run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", out,
                 "--overwrite", env=ctx.env)
   rows.append(after(run, run.code == 0, sees=run.stdout_line("manifest.json")))
+
+
+# --- issue: arguments, non-finite, threads, errors ---------------------------------------------------
+def api_call(fn) -> After:
+  """One Python API call that must raise a ValueError- or OSError-family error."""
+  start = time.monotonic()
+  try:
+    fn()
+    return After("returned", "accepted silently", time.monotonic() - start, False)
+  except Exception as e:  # noqa: BLE001 - which exception is the result
+    family = isinstance(e, (ValueError, OSError))
+    return After(f"raised {type(e).__name__}", str(e).splitlines()[0] if str(e) else "",
+                 time.monotonic() - start, family,
+                 [f"a ValueError or OSError: {'yes' if family else 'NO'}"])
+
+
+@group("nonfinite",
+       ("train: train.learning_rate=1e30", "loss NaN at step 2, training goes on, NaN weights published "
+        "as best/"),
+       ("segment --checkpoint with NaN weights", '"0 pixels segmented"'),
+       ("evaluate --checkpoint with NaN weights", "evaluates NaN weights"))
+def non_finite(ctx: Context):
+  folder = ctx.fresh("nonfinite")
+  workdir = os.path.join(folder, "run")
+  run = train(workdir, "--config.total_steps=6", "--config.checkpoint_every=1",
+              "--config.train.learning_rate=1e30", env=ctx.env)
+  steps = committed_steps(workdir)
+  published = [n for n in ("best", "final") if os.path.exists(os.path.join(workdir, n))]
+  rows = [after(run, run.one_line_error("became NaN or infinite at step 2", "step 1, is kept")
+                and steps == [1] and not published,
+                [f"committed steps {steps}", f"best/ or final/ written: {published or 'none'}"])]
+  import jax
+
+  from ois_jax import checkpoint
+  real_check = getattr(checkpoint, "check_finite", None)
+  checkpoint.check_finite = lambda *a: None  # write what a diverged run of old wrote
+  try:
+    nan_params = jax.tree.map(lambda x: np.full_like(x, np.nan) if np.issubdtype(np.asarray(x).dtype,
+                                                                              np.floating) else x,
+                              ctx.tiny_params)
+    nan_ckpt = checkpoint.save_checkpoint(os.path.join(folder, "nan"), nan_params, ctx.tiny_config.to_dict())
+  finally:
+    if real_check is not None:
+      checkpoint.check_finite = real_check
+  seg = ois_jax("segment", ctx.image, "--checkpoint", nan_ckpt, "--click", "5,5,+", "--out",
+                os.path.join(folder, "m.png"), env=ctx.env)
+  rows.append(after(seg, seg.one_line_error("NaN or infinite") and not os.path.exists(
+      os.path.join(folder, "m.png"))))
+  ev = ois_jax("evaluate", "--checkpoint", nan_ckpt, "--dataset", "procedural", "--limit", "2",
+               "--out", os.path.join(folder, "e"), env=ctx.env)
+  rows.append(after(ev, ev.one_line_error("NaN or infinite")))
+  return rows
+
+
+@group("arguments",
+       ("segment --threshold nan", "accepted"),
+       ("segment --threshold -0.5", "accepted"),
+       ("depth --input-size 0", "quietly replaced"),
+       ("segment --seed 3 --model ois-tiny-procedural", "accepted and ignored"),
+       ("demo --seed 3 --model ois-tiny-procedural", "accepted and ignored"),
+       ("evaluate --max-clicks 60", "goes past the click slots with no notice"),
+       ("Predictor.set_image: external depth map with one NaN pixel", "all-NaN probabilities"),
+       ("Predictor.set_image: external depth map with one inf pixel", "all-NaN probabilities"))
+def arguments(ctx: Context):
+  folder = ctx.fresh("arguments")
+  out = ["--out", os.path.join(folder, "m.png")]
+  seg = ["segment", ctx.image, "--click", "5,5,+"]
+  cases = [([*seg, "--checkpoint", ctx.checkpoint, "--threshold", "nan", *out], "--threshold must be in [0, 1]"),
+           ([*seg, "--checkpoint", ctx.checkpoint, "--threshold", "-0.5", *out], "--threshold must be in [0, 1]"),
+           (["depth", ctx.image, "--checkpoint", ctx.dav2_checkpoint, "--input-size", "0", "--out",
+             os.path.join(folder, "d.npy")], "--input-size 0 is below the 14-pixel patch size"),
+           ([*seg, "--model", "ois-tiny-procedural", "--seed", "3", *out], "--seed chooses random weights"),
+           (["demo", "--model", "ois-tiny-procedural", "--seed", "3"], "--seed chooses random weights"),
+           (["evaluate", "--config", TINY, "--dataset", "procedural", "--max-clicks", "60", "--out",
+             os.path.join(folder, "e")], "at most 24 clicks are sure to reach it")]
+  rows = []
+  for argv, needle in cases:
+    run = ois_jax(*argv, env=ctx.env)
+    rows.append(after(run, run.one_line_error(needle)))
+  import jax
+
+  from ois_jax import Predictor
+  config = ctx.tiny_config.copy_and_resolve_references()
+  config.model.depth_source = "external"
+  from ois_jax.models import ois
+  model = ois.build_model(config.model)
+  shapes = jax.eval_shape(lambda k: ois.init_params(model, k), jax.random.key(0))
+  predictor = Predictor.from_config(config, params=jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+  for value in (np.nan, np.inf):
+    depth = np.ones((30, 40), np.float32)
+    depth[3, 4] = value
+    rows.append(api_call(lambda: predictor.set_image(np.zeros((30, 40, 3), np.uint8), depth=depth)))
+  return rows
+
+
+@group("api_errors",
+       ("Predictor.predict(clicks=None)", "TypeError"),
+       ("load_image(None)", "TypeError"),
+       ("Predictor.from_checkpoint(a missing folder)", "CheckpointError outside ValueError/OSError"),
+       ("Predictor.from_config(None)", "TypeError"))
+def api_errors(ctx: Context):
+  from ois_jax import Predictor
+  from ois_jax.io import load_image
+  predictor = Predictor.from_checkpoint(ctx.checkpoint)
+  predictor.set_image(np.asarray(Image.open(ctx.image)))
+  return [api_call(lambda: predictor.predict(clicks=None)), api_call(lambda: load_image(None)),
+          api_call(lambda: Predictor.from_checkpoint(ctx.path("no_such_checkpoint"))),
+          api_call(lambda: Predictor.from_config(None))]
+
+
+@group("threads",
+       ("one Predictor, two threads: predict after the other thread's set_image",
+        "returned a mask for the wrong image"),
+       ("a Predictor per thread (same model and weights), interleaved", "n/a (new)"))
+def threads(ctx: Context):
+  import threading
+
+  from ois_jax import Predictor
+  shared = Predictor.from_checkpoint(ctx.checkpoint)
+  a = np.asarray(Image.open(ctx.image))
+  b = 255 - a[:, ::-1]
+  shared.set_image(b)
+  reference_b = shared.predict([(10, 10, True)])
+  shared.set_image(a)
+  reference_a = shared.predict([(10, 10, True)])
+  other = threading.Thread(target=lambda: shared.set_image(b))
+  other.start()
+  other.join()
+  row = api_call(lambda: shared.predict([(10, 10, True)]))
+  rows = [row]
+  start, results, barrier = time.monotonic(), {}, threading.Barrier(2)
+
+  def work(name, image):
+    mine = Predictor(shared.model, shared.params, shared.config)  # shares the compiled programs
+    for _ in range(3):
+      mine.set_image(image)
+      barrier.wait(60)
+      results.setdefault(name, []).append(mine.predict([(10, 10, True)]))
+  workers = [threading.Thread(target=work, args=item) for item in (("a", a), ("b", b))]
+  for w in workers:
+    w.start()
+  for w in workers:
+    w.join(120)
+  right = all(np.array_equal(p, ref) for name, ref in (("a", reference_a), ("b", reference_b))
+              for p in results.get(name, [None]))
+  rows.append(After("returned masks", f"each thread got its own image's mask: {'yes' if right else 'NO'}",
+                    time.monotonic() - start, right))
+  return rows
+
+
+@group("validation",
+       ("train --config a PNG", "traceback"),
+       ("train --config whose get_config() returns None", "traceback"),
+       ("segment --checkpoint whose metadata says input_size 'abc'", "traceback"),
+       ("depth --checkpoint whose metadata says vitb for vits weights", "traceback"),
+       ("compare the quickstart's own metrics.json", "cannot read it"))
+def validation_first(ctx: Context):
+  folder = ctx.fresh("validation")
+  rows = []
+  run = ois_jax("train", "--config", ctx.image, "--workdir", os.path.join(folder, "w1"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("not a Python config file")))
+  none_config = os.path.join(folder, "none.py")
+  open(none_config, "w").write("def get_config():\n  return None\n")
+  run = ois_jax("train", "--config", none_config, "--workdir", os.path.join(folder, "w2"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("get_config() returned NoneType")))
+
+  def edited(source, name, edit):
+    copy = os.path.join(folder, name)
+    shutil.copytree(source, copy)
+    path = os.path.join(copy, "ois_checkpoint.json")
+    record = json.load(open(path))
+    edit(record["config"])
+    json.dump(record, open(path, "w"))
+    return copy
+  bad = edited(ctx.checkpoint, "edited", lambda c: c["model"].update(input_size="abc"))
+  run = ois_jax("segment", ctx.image, "--checkpoint", bad, "--click", "5,5,+", "--out",
+                os.path.join(folder, "m.png"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("metadata is edited or damaged", "model.input_size")))
+  bad = edited(ctx.dav2_checkpoint, "edited_dav2", lambda c: c.update(variant="vitb"))
+  run = ois_jax("depth", ctx.image, "--checkpoint", bad, "--out", os.path.join(folder, "d.npy"), env=ctx.env)
+  rows.append(after(run, run.one_line_error("do not fit the vitb model")))
+  quickstart = os.path.join(folder, "quickstart")
+  os.makedirs(quickstart)
+  metrics = {f"mIoU@{k}": 0.2 * k for k in range(1, 4)}
+  json.dump({"metrics": {"OIS (init)": metrics, "OIS": metrics, "OIS without order": metrics},
+             "seconds": {}, "settings": {}}, open(os.path.join(quickstart, "metrics.json"), "w"))
+  run = ois_jax("compare", os.path.join(quickstart, "metrics.json"), "--out", os.path.join(folder, "cmp"),
+                env=ctx.env)
+  rows.append(after(run, run.code == 0 and "OIS without order [quickstart]" in run.stdout,
+                    sees=run.stdout_line("OIS without order")))
+  return rows
+
+
+@group("demo_address",
+       ("demo --port a port in use", '"serving http://..." then a traceback'),
+       ("demo --host an address the machine lacks", 'misleading "empty port" traceback'))
+def demo_address(ctx: Context):
+  import socket
+  rows = []
+  with socket.socket() as holder:
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    run = ois_jax("demo", "--config", TINY, "--port", port, env=ctx.env)
+  rows.append(after(run, run.one_line_error("already in use") and "serving" not in run.stdout))
+  run = ois_jax("demo", "--config", TINY, "--host", "192.0.2.77", env=ctx.env)
+  rows.append(after(run, run.one_line_error("not an address of this machine") and "serving" not in run.stdout))
+  return rows
+
+
+@group("quiet",
+       ("train: disk full (3 MB tmpfs): stderr", "190 lines of orbax thread tracebacks before the line"),
+       ("train --verbose: disk full (3 MB tmpfs): stderr", "n/a (new)"))
+def quiet_disk_full(ctx: Context):
+  rows = []
+  for verbose in (False, True):
+    mount = ctx.path("cases", f"quiet_{'verbose' if verbose else 'plain'}")
+    problem = mount_tmpfs(mount, "3m")
+    if problem:
+      rows.append(After("not run", problem, 0.0, False))
+      continue
+    try:
+      argv = faults.train_argv(os.path.join(mount, "run"), "--config.total_steps=1000",
+                               "--config.checkpoint_every=1", config=TINY)
+      if verbose:
+        argv.insert(argv.index("train"), "--verbose")
+      run = Command(argv, ctx.env).finish(300)
+      lines = run.error_lines()
+      checks = [f"{len(lines)} stderr line(s) besides [train] progress",
+                f"traceback: {'yes' if run.traceback() else 'no'}"]
+      ok = (run.code == 1 and (len(lines) > 1 and run.traceback() if verbose
+                               else run.one_line_error("no space left")))
+      rows.append(after(run, ok, checks, sees=lines[-1] if lines else ""))
+    finally:
+      unmount(mount)
   return rows
 
 

@@ -3,13 +3,14 @@
 Subcommands are imported lazily so `ois-jax convert` does not pay for the training stack.
 Every command runs with the persistent compilation cache on (`ois_jax.compilation_cache`);
 `--compilation-cache DIR` / `--no-compilation-cache`, anywhere on the line, move it or turn it
-off for that run.
+off for that run. A command's error is one line; `--verbose` (anywhere on the line) adds its
+traceback and keeps the logs of background libraries (ois_jax/_logging.py).
 """
 
 import importlib
 import sys
 
-from ois_jax import compilation_cache, stopping
+from ois_jax import _logging, compilation_cache, stopping
 from ois_jax.cli import _log
 from ois_jax.errors import OISError
 
@@ -34,7 +35,8 @@ def _usage() -> str:
   lines += ["", "options for every command:",
             "  --compilation-cache DIR  keep compiled XLA programs in DIR (default: "
             f"{compilation_cache.default_dir()}, or ${compilation_cache.ENV_VAR})",
-            "  --no-compilation-cache   compile everything afresh and keep nothing"]
+            "  --no-compilation-cache   compile everything afresh and keep nothing",
+            "  --verbose                an error's traceback, and the logs of orbax, absl, tfds"]
   lines += ["", "Run `ois-jax COMMAND --help` for a command's options."]
   return "\n".join(lines)
 
@@ -42,6 +44,8 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
   program = argv is None  # run as `ois-jax` (not called from Python)
   argv = sys.argv[1:] if argv is None else argv
+  verbose = "--verbose" in argv
+  argv = [a for a in argv if a != "--verbose"]
   if not argv or argv[0] in ("-h", "--help"):
     print(_usage())
     return 0
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
   if command not in COMMANDS:
     print(f"ois-jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
-  _log.quiet_library_errors()
+  _logging.quiet_background_libraries(verbose)
   compilation_cache.enable(cache_setting, force=cache_setting is not None)
   _log.setup(command)
   if command in COMPILING:
@@ -67,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     with stopping.signals_stop():  # Ctrl-C / SIGTERM: one line saying what was kept
       return module.main(rest) or 0
   except OISError as e:  # user-facing problems: one clear line, no traceback
+    if _logging.is_verbose(verbose):
+      import traceback
+      traceback.print_exc()
     print(f"ois-jax {command}: error: {e}", file=sys.stderr)
     return getattr(e, "exit_code", 1)
   except KeyboardInterrupt as e:

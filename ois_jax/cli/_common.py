@@ -17,10 +17,46 @@ def add_model_arguments(parser: argparse.ArgumentParser, random_ok: bool = True)
   parser.add_argument("--model", help="a model bundled with ois-jax, e.g. ois-tiny-procedural")
 
 
+# --- one check per kind of argument: each raises ConfigError (a ValueError), before any work ---
 def check_probability(value, name: str) -> None:
   """ConfigError unless `value` is None or a number in [0, 1] (NaN is refused too)."""
-  if value is not None and not 0.0 <= float(value) <= 1.0:
+  try:
+    ok = value is None or 0.0 <= float(value) <= 1.0
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
     raise ConfigError(f"{name} must be in [0, 1], got {value}")
+
+
+def check_at_least(value, minimum: int, name: str, below: str | None = None) -> None:
+  """ConfigError unless `value` is None or an integer >= `minimum` (a size, a count). `below`
+  names what the minimum is ("the 14-pixel patch size") for the message."""
+  if value is None:
+    return
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise ConfigError(f"{name} must be an integer, got {value!r}")
+  if value < minimum:
+    raise ConfigError(f"{name} {value} is below {below}" if below
+                      else f"{name} must be >= {minimum}, got {value}")
+
+
+def check_seed_source(args) -> None:
+  """--seed picks random weights: refused with --checkpoint or --model, whose weights it would
+  not change (the parser's default must be None to tell)."""
+  if getattr(args, "seed", None) is not None and (args.checkpoint or args.model):
+    raise ConfigError(f"--seed chooses random weights; it means nothing with "
+                      f"{'--checkpoint' if args.checkpoint else '--model'}")
+
+
+def check_max_clicks(max_clicks: int, model_config, name: str = "--max-clicks") -> None:
+  """ConfigError when a click loop of `max_clicks` rounds could place more clicks of one sign than
+  the model has slots for (ois_jax.models.prompts.click_capacity)."""
+  from ois_jax.models import prompts
+  pos, neg = int(model_config.num_positive_slots), int(model_config.num_negative_slots)
+  capacity = prompts.click_capacity(pos, neg)
+  if max_clicks > capacity:
+    raise ConfigError(f"{name} {max_clicks}: the model has {pos} positive and {neg} negative click "
+                      f"slots, so at most {capacity} clicks are sure to reach it")
 
 
 def load_model(args, log=print):

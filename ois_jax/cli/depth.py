@@ -9,8 +9,7 @@ import logging
 import time
 
 from ois_jax import outputs
-from ois_jax.cli import _log
-from ois_jax.errors import ConfigError
+from ois_jax.cli import _common, _log
 
 log = logging.getLogger("ois_jax.depth")
 
@@ -35,6 +34,8 @@ def main(argv: list[str]) -> int:
   if args.png:
     outputs.check_file(args.png, args.overwrite, (".png",), what="--png", inputs=[args.image, args.out])
 
+  _common.check_at_least(args.input_size, 14, "--input-size", below="the 14-pixel patch size")
+
   import numpy as np
   from ois_jax import io
   from ois_jax.models.depth import load_depth_model
@@ -43,8 +44,7 @@ def main(argv: list[str]) -> int:
   log.info("loaded %s (%d x %d)", args.image, image.shape[0], image.shape[1])
   model, config, params = load_depth_model(args.checkpoint)
   input_size = config.input_size if args.input_size is None else args.input_size
-  if input_size < 14:
-    raise ConfigError(f"--input-size {input_size} is below the 14-pixel patch size")
+  _common.check_at_least(input_size, 14, "--input-size", below="the 14-pixel patch size")
   log.info("model DepthAnythingV2 %s; compiling and running at input size %d", config.variant, input_size)
   start = time.time()
   depth = model.infer_image(params, image, input_size)

@@ -68,10 +68,9 @@ def check_args(args) -> None:
   """Argument problems, found before any model is built."""
   if args.dataset not in dataset_names():
     raise OISError(f"--dataset {args.dataset}: unknown; choose one of {', '.join(dataset_names())}")
-  for flag, value, low in (("--max-clicks", args.max_clicks, 1), ("--limit", args.limit, 1),
-                           ("--batch-size", args.batch_size, 1), ("--canvas-multiple", args.canvas_multiple, 1)):
-    if value is not None and value < low:
-      raise OISError(f"{flag} must be >= {low}, got {value}")
+  for flag, value in (("--max-clicks", args.max_clicks), ("--limit", args.limit),
+                      ("--batch-size", args.batch_size), ("--canvas-multiple", args.canvas_multiple)):
+    _common.check_at_least(value, 1, flag)
   if args.dataset == "procedural":
     if args.data_dir:
       raise OISError("--dataset procedural is generated: drop --data-dir")
@@ -93,6 +92,8 @@ def main(argv=None) -> int:
   args = config_lib.parse_with_overrides(build_parser(), argv)
   check_args(args)
   config, params, source = _common.load_model(args)
+  _common.check_max_clicks(args.max_clicks, config.model)
+  _common.check_probability(config.eval.threshold, "eval.threshold")
   name = args.model or (os.path.basename(os.path.normpath(args.checkpoint)) if args.checkpoint
                         else config.get("name", "model"))
   out_dir = args.out or os.path.join("runs", "eval", f"{name}_{args.dataset}")

@@ -16,7 +16,7 @@ import numpy as np
 from ois_jax import config as config_lib
 from ois_jax import outputs
 from ois_jax.cli import _common
-from ois_jax.errors import ClickError, ConfigError
+from ois_jax.errors import ClickError
 
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 
@@ -52,8 +52,7 @@ def main(argv=None) -> int:
   args = config_lib.parse_with_overrides(build_parser(), argv)
   # Everything that can be checked without the model is checked first (seconds, not a compile).
   _common.check_probability(args.threshold, "--threshold")
-  if args.seed is not None and (args.checkpoint or args.model):
-    raise ConfigError("--seed chooses random weights; it means nothing with --checkpoint or --model")
+  _common.check_seed_source(args)
   outputs.check_file(args.out, args.overwrite, MASK_EXTENSIONS, inputs=[args.image])
   if args.prob_out:
     outputs.check_file(args.prob_out, args.overwrite, (".npy",), what="--prob-out",

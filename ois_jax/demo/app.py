@@ -179,6 +179,14 @@ class Page:
     state = self._state(state)
     if state.session.last is None:
       return None
+    # The API can send any label: one that names no click or block is a clear error for the
+    # caller, without a traceback on the server (the page's dropdowns send only known ones).
+    for label, known, what in ((click_label, _click_labels(state.session.clicks), "click"),
+                               (block_label, self._block_labels(), "block")):
+      if label and str(label) not in known:
+        import gradio as gr
+        raise gr.Error(f"no {what} {str(label)[:40]!r}: choose one of {', '.join(known)}",
+                       print_exception=False)
     state.view_click = _index_of(click_label)
     state.view_block = max(0, _index_of(block_label) or 0)
     return self._attention_view(state)
@@ -192,7 +200,7 @@ class Page:
     if state.views_version == state.version:
       return (gr.skip(),) * 6
     state.views_version = state.version
-    blocks = [f"block {i + 1}" for i in range(self.engine.num_blocks)]
+    blocks = self._block_labels()
     block_choice = gr.Dropdown(choices=blocks, value=blocks[state.view_block] if blocks else None)
     if not s.has_image:
       return None, None, None, None, gr.Dropdown(choices=[], value=None), block_choice
@@ -232,6 +240,9 @@ class Page:
     if started is not None:
       state.click_ms = (time.perf_counter() - started) * 1e3
     return state, overlay, self._status(state, message), depth
+
+  def _block_labels(self) -> list[str]:
+    return [f"block {i + 1}" for i in range(self.engine.num_blocks)]
 
   def _attention_view(self, state):
     s = state.session
@@ -308,8 +319,11 @@ class Page:
           attention = gr.Image(label="attention of a click, mean over heads", elem_id="ois-attention",
                                format="jpeg", interactive=False, buttons=[])
           with gr.Row():
-            click_choice = gr.Dropdown(choices=[], label="click", elem_id="ois-attention-click")
-            block_choice = gr.Dropdown(choices=[], label="block", elem_id="ois-attention-block")
+            # Custom values reach `attention`, which refuses unknown ones in one line.
+            click_choice = gr.Dropdown(choices=[], label="click", elem_id="ois-attention-click",
+                                       allow_custom_value=True)
+            block_choice = gr.Dropdown(choices=[], label="block", elem_id="ois-attention-block",
+                                       allow_custom_value=True)
       with gr.Row():
         mask_file = gr.File(label="mask PNG (0 / 255)", elem_id="ois-mask-file", interactive=False)
         probs_file = gr.File(label="probabilities (.npy)", elem_id="ois-probs-file", interactive=False)

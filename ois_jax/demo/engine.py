@@ -104,8 +104,9 @@ class Session:
   def __init__(self, engine: Engine):
     self.engine = engine
     # Its own Predictor object: the jitted functions and the params are shared (not copied),
-    # the encoded image is this session's alone.
-    self.predictor = Predictor(engine.model, engine.params, engine.config)
+    # the encoded image is this session's alone. The server's request threads take turns on it
+    # (one user's events run one at a time), hence no thread check.
+    self.predictor = Predictor(engine.model, engine.params, engine.config, check_thread=False)
     self.image = None       # (H, W, 3) uint8, as encoded
     self.name = ""
     self.clicks: list[tuple[float, float, bool]] = []

@@ -5,7 +5,7 @@ import csv
 import json
 import math
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -73,18 +73,40 @@ def write_metrics(out_dir: str, record: dict) -> str:
 
 
 def read_metrics(path: str) -> dict:
-  """A metrics.json file (or a folder holding one)."""
-  from ois_jax.errors import OISError
+  """A metrics.json file of `ois-jax evaluate` (or a folder holding one)."""
+  from ois_jax.errors import DataError
+  path, record = _read_json(path)
+  if not isinstance(record, dict) or "mIoU@1" not in record:
+    raise DataError(f"{path}: not an ois-jax metrics.json of one model (no mIoU@1)")
+  return record
+
+
+def read_metric_rows(path: str) -> list[tuple[str, dict]]:
+  """(label, metrics) rows of a metrics.json (or a folder holding one): one row for a file of
+  `ois-jax evaluate`, one per model for a file of `ois-jax quickstart` ({"metrics": {label:
+  metrics}, "settings": ...})."""
+  from ois_jax.errors import DataError
+  path, record = _read_json(path)
+  if isinstance(record, dict) and "mIoU@1" in record:
+    return [(label_of(record, path), record)]
+  models = record.get("metrics") if isinstance(record, dict) else None
+  if isinstance(models, dict) and models and all(
+      isinstance(m, dict) and "mIoU@1" in m for m in models.values()):
+    run = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return [(f"{label} [{run}]", m) for label, m in models.items()]
+  raise DataError(f"{path}: not an ois-jax metrics.json (no mIoU@1, and no per-model metrics "
+                  "of a quickstart run)")
+
+
+def _read_json(path: str) -> tuple[str, Any]:
+  from ois_jax.errors import DataError
   if os.path.isdir(path):
     path = os.path.join(path, METRICS_FILE)
   try:
     with open(path) as f:
-      record = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise OISError(f"{path}: cannot read metrics ({e})") from None
-  if not isinstance(record, dict) or "mIoU@1" not in record:
-    raise OISError(f"{path}: not an ois-jax metrics.json (no mIoU@1)")
-  return record
+      return path, json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise DataError(f"{path}: cannot read metrics ({e})") from None
 
 
 def write_curves(out_dir: str, result) -> str:
@@ -139,11 +161,12 @@ def label_of(record: dict, fallback: str) -> str:
 
 def compare(paths: Sequence[str], out_dir: str) -> tuple[str, str, str]:
   """Overlay several metrics.json files: returns (table text, table path, plot path)."""
-  records = [(p, read_metrics(p)) for p in paths]
-  labels = [label_of(r, p) for p, r in records]
-  # Identical labels (same checkpoint name on two runs): fall back to the file paths.
+  rows = [(p, label, r) for p in paths for label, r in read_metric_rows(p)]
+  records = [(p, r) for p, _, r in rows]
+  labels = [label for _, label, _ in rows]
+  # Identical labels (same checkpoint name on two runs): the file paths tell them apart.
   if len(set(labels)) < len(labels):
-    labels = [p for p, _ in records]
+    labels = [f"{label} ({p})" for p, label, _ in rows]
   table = format_table([(label, r) for label, (_, r) in zip(labels, records)])
   table_path = outputs.write_text(os.path.join(out_dir, COMPARE_TABLE), table + "\n", what="--out")
   plot_path = plot_curves(os.path.join(out_dir, COMPARE_PLOT),

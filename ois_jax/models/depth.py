@@ -101,6 +101,11 @@ class DepthConfig:
   size: DepthSize | None = None     # the sizes when variant == "custom"
 
   def __post_init__(self):
+    for name in ("variant", "pos_embed_mode"):
+      if not isinstance(getattr(self, name), str):
+        raise ValueError(f"DepthConfig.{name} must be a string, got {getattr(self, name)!r}")
+    if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size < 14:
+      raise ValueError(f"DepthConfig.input_size must be an integer >= 14, got {self.input_size!r}")
     if self.variant == "custom":
       if self.size is None:
         raise ValueError("DepthConfig(variant='custom') needs size=DepthSize(...)")
@@ -243,10 +248,24 @@ def image2tensor(image: np.ndarray, input_size: int = 518) -> tuple[np.ndarray, 
 def load_depth_model(checkpoint_dir: str, **model_kwargs) -> tuple[DepthAnythingV2, DepthConfig, dict]:
   """Rebuild a DepthAnythingV2 from a self-describing checkpoint dir (see ois_jax.checkpoint)."""
   from ois_jax import checkpoint  # lazy: orbax is slow to import
-  from ois_jax.errors import CheckpointError
+  from ois_jax.errors import CheckpointError, first_line
+  from ois_jax.models import ois
   params, config_dict = checkpoint.load_checkpoint(checkpoint_dir)
   if config_dict.get("model") != MODEL_NAME:
     raise CheckpointError(f"{checkpoint_dir}: holds a {config_dict.get('model')!r} checkpoint, "
                           f"not a {MODEL_NAME} depth model")
-  config = DepthConfig.from_dict(config_dict)
-  return DepthAnythingV2.from_config(config, **model_kwargs), config, params
+  # Edited metadata (a string for a number, a variant the weights are not of) fails here, in
+  # one line, not inside the first forward pass.
+  try:
+    config = DepthConfig.from_dict(config_dict)
+    model = DepthAnythingV2.from_config(config, **model_kwargs)
+    expected = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 3)))["params"]
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    raise CheckpointError(f"{checkpoint_dir}: its metadata ({checkpoint.METADATA_FILE}) does not "
+                          f"describe a {MODEL_NAME} model ({type(e).__name__}: {first_line(e)})") from None
+  problems = []
+  ois._check_tree(expected, params, "params", problems, "the checkpoint")
+  if problems:
+    raise CheckpointError(f"{checkpoint_dir}: the weights do not fit the {config.variant} model its "
+                          f"metadata describes ({len(problems)} problems: {'; '.join(problems[:2])})")
+  return model, config, params

@@ -92,6 +92,12 @@ class Clicks:
     return Clicks(coords, self.valid | hit)
 
 
+def click_capacity(num_positive: int, num_negative: int) -> int:
+  """The most clicks a click loop may place with every one reaching a slot, whatever their signs:
+  the first click is positive, any later one may be either."""
+  return min(int(num_positive), int(num_negative) + 1)
+
+
 def fourier_features(coords: jnp.ndarray, gaussian: jnp.ndarray, size: int) -> jnp.ndarray:
   """SAM's random-Fourier positional encoding. coords (..., 2) pixel (y, x) -> (..., C).
 

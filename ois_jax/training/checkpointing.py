@@ -12,7 +12,6 @@ reported; a step saved for another model (other shapes) is an error instead, nev
 """
 
 import base64
-import logging
 import os
 import time
 
@@ -20,18 +19,11 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from ois_jax import checkpoint
+from ois_jax import _logging, checkpoint
 from ois_jax.errors import CheckpointError, first_line
 
 
-class _QuietMissingMetrics(logging.Filter):
-  """Periodic saves carry no metrics by design; Orbax warns about each one otherwise."""
-
-  def filter(self, record):
-    return "did not provide metrics" not in record.getMessage()
-
-
-logging.getLogger("absl").addFilter(_QuietMissingMetrics())
+_logging.install_filters()  # periodic saves carry no metrics by design: no warning for each
 
 
 def encode_data_state(data_state):

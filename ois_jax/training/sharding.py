@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ois_jax.errors import OISError
+from ois_jax.errors import ConfigError
 
 
 def make_mesh(config, devices=None) -> Mesh:
@@ -22,14 +22,14 @@ def make_mesh(config, devices=None) -> Mesh:
   axes = tuple(config.train.mesh_axes)
   shape = [int(s) for s in config.train.mesh_shape]
   if len(shape) != len(axes):
-    raise OISError(f"train.mesh_shape {tuple(shape)} and train.mesh_axes {axes} differ in length")
+    raise ConfigError(f"train.mesh_shape {tuple(shape)} and train.mesh_axes {axes} differ in length")
   known = math.prod(s for s in shape if s != -1)
   if shape.count(-1) > 1 or len(devices) % known:
-    raise OISError(f"train.mesh_shape {tuple(shape)} does not fit {len(devices)} devices")
+    raise ConfigError(f"train.mesh_shape {tuple(shape)} does not fit {len(devices)} devices")
   shape = [len(devices) // known if s == -1 else s for s in shape]
   if math.prod(shape) != len(devices):
-    raise OISError(f"train.mesh_shape {tuple(shape)} needs {math.prod(shape)} devices, "
-                   f"found {len(devices)}")
+    raise ConfigError(f"train.mesh_shape {tuple(shape)} needs {math.prod(shape)} devices, "
+                      f"found {len(devices)}")
   return Mesh(np.asarray(devices).reshape(shape), axes)
 
 

@@ -85,11 +85,38 @@ def make_train_step(model, config, fns, tx, trainable_mask):
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads),
-                   learning_rate=schedule(state["step"]))
+    grad_norm = optax.tree.norm(grads)
+    metrics = dict(aux, loss=loss, grad_norm=grad_norm, learning_rate=schedule(state["step"]),
+                   nonfinite=nonfinite_code(loss, grads, params))
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
   return train_step
+
+
+# Bits of the `nonfinite` metric: what of a step was NaN or infinite (0: all finite).
+NONFINITE_LOSS, NONFINITE_GRADS, NONFINITE_PARAMS = 1, 2, 4
+
+
+def nonfinite_code(loss, grads, params) -> jax.Array:
+  """An int32 scalar of NONFINITE_* bits: the host reads one number per step, fetched with the
+  loss, to stop before a NaN or inf reaches a checkpoint or an export."""
+  return (jnp.where(jnp.isfinite(loss), 0, NONFINITE_LOSS)
+          + jnp.where(_all_finite(grads), 0, NONFINITE_GRADS)
+          + jnp.where(_all_finite(params), 0, NONFINITE_PARAMS)).astype(jnp.int32)
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def describe_nonfinite(code: int) -> str:
+  """'the loss and the gradients' for the bits of `code`."""
+  parts = [name for bit, name in ((NONFINITE_LOSS, "the loss"), (NONFINITE_GRADS, "the gradients"),
+                                  (NONFINITE_PARAMS, "the updated weights")) if int(code) & bit]
+  if len(parts) > 1:
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+  return parts[0] if parts else "nothing"
 
 
 def jit_train_step(train_step, state_shardings, mesh):

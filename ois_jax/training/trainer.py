@@ -36,8 +36,13 @@ class Interrupted(OISError):
     self.exit_code = 128 + int(signum)
 
 
-class DiskFull(OISError):
+class DiskFull(OISError, OSError):
   """The workdir's disk is full; the last committed checkpoint is intact."""
+
+
+class NonFinite(OISError, ValueError):
+  """The loss, the gradients or the weights of a step became NaN or infinite; nothing of that step
+  or later was saved."""
 
 
 FOLDERS = {"bsds500": "BSDS500"}
@@ -257,6 +262,26 @@ def _train(config, workdir, fns, make_data, make_validation, quiet, log, stop_at
   return summary
 
 
+def _check_finite(unchecked: list, config, ckpt) -> None:
+  """NonFinite naming the first step whose loss, gradients or weights hold NaN or inf; called
+  before every log line, validation and save, so no such state reaches a checkpoint or export."""
+  codes = jax.device_get([code for _, code in unchecked])
+  steps = [s for s, _ in unchecked]
+  unchecked.clear()
+  bad = next(((s, int(c)) for s, c in zip(steps, codes) if int(c)), None)
+  if bad is None:
+    return
+  step, code = bad
+  ckpt.wait()  # the save in flight holds a finite step: let it commit
+  kept = ckpt.all_steps()
+  last = (f"the last finite checkpoint, step {kept[-1]}, is kept in {ckpt.directory}" if kept
+          else "no checkpoint had been saved yet")
+  raise NonFinite(f"{ts.describe_nonfinite(code)} became NaN or infinite at step {step} "
+                  f"(train.learning_rate={config.train.learning_rate:g}); training stopped and "
+                  f"nothing of step {step} was saved ({last}). Lower the learning rate, or "
+                  "resume from that checkpoint")
+
+
 def _disk_full_message(workdir: str, ckpt) -> str:
   steps = ckpt.all_steps() if ckpt is not None else []
   last = (f"the last committed checkpoint, step {steps[-1]}, is intact" if steps
@@ -287,6 +312,7 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
   eval_every = int(config.eval.get("every", 0))
   validations = []
   pending = []  # device metrics not yet fetched (fetching every step would sync the host)
+  unchecked = []  # (step, nonfinite code on the device) not yet read: read before any save
   last_log = (time.time(), start)
   exports = workdir_lib.WeightExports(workdir, config)
   saving = False  # an async save is in flight: it overlaps one step, then must commit
@@ -304,11 +330,16 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
         ckpt.wait()
         saving = False
       pending.append((step, metrics))
+      unchecked.append((step, metrics["nonfinite"]))
       logger.bar.update(1)
       # Read once: a signal arriving later stops the next step. Every process stops at the same
       # step (a preempted pod may signal only some of them), so the saves stay collective.
       stop = distributed.agree_any(signals.signum is not None)
       last = step == end or stop
+      validating = validate is not None and ((eval_every and step % eval_every == 0) or step == total)
+      saving_now = step % ckpt_every == 0 or last or validating
+      if step % log_every == 0 or saving_now:  # one scalar per step, fetched with the loss
+        _check_finite(unchecked, config, ckpt)
       if step % log_every == 0 or last:
         for s, m in jax.device_get(pending):
           shown = logger.scalars(s, m)
@@ -321,13 +352,13 @@ def _loop(config, mesh, workdir, ckpt, state, data, step_fn, validate, start, st
         logger.flush()
         logger.bar.set_postfix(loss=f"{shown['loss']:.4f}", iou=f"{shown['iou']:.3f}")
       val_metrics = None
-      if validate is not None and ((eval_every and step % eval_every == 0) or step == total):
+      if validating:
         val_metrics = validate(state["params"])
         logger.scalars(step, val_metrics, prefix="val")
         validations.append(dict(val_metrics, step=step))
         log(f"step {step}: validation " + ", ".join(f"{k}={v:.4f}" for k, v in val_metrics.items()))
         exports.maybe_best(step, state["params"], val_metrics, log)
-      if step % ckpt_every == 0 or last or val_metrics is not None:
+      if saving_now:
         ckpt.save(step, state, distributed.gather_data_state(data.get_state()), metrics=val_metrics)
         saving = True
       if stop:

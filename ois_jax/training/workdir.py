@@ -22,7 +22,7 @@ import socket
 import jax
 
 from ois_jax import checkpoint
-from ois_jax.errors import CheckpointError, ConfigError, OISError
+from ois_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = checkpoint.TRAIN_CONFIG_FILE
 INIT_WEIGHTS_FILE = "init_weights.json"
@@ -43,10 +43,10 @@ SAFE_TO_CHANGE = (
 
 
 def check_workdir(path: str) -> str:
-  """The absolute workdir, created if missing; OISError if it is a file or is not writable."""
+  """The absolute workdir, created if missing; ConfigError if it is a file, CheckpointError (an OSError) if it is not writable."""
   path = os.path.abspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
-    raise OISError(f"--workdir {path}: is a file, not a folder")
+    raise ConfigError(f"--workdir {path}: is a file, not a folder")
   check_is_run(path)
   try:
     os.makedirs(path, exist_ok=True)
@@ -56,7 +56,7 @@ def check_workdir(path: str) -> str:
       f.write("ok")
     os.remove(probe)
   except OSError as e:
-    raise OISError(f"--workdir {path}: cannot write there ({e.strerror})") from None
+    raise CheckpointError(f"--workdir {path}: cannot write there ({e.strerror})") from None
   return path
 
 
@@ -66,7 +66,7 @@ RUN_ENTRIES = (CONFIG_FILE, INIT_WEIGHTS_FILE, SUMMARY_FILE, DAMAGED, checkpoint
 
 
 def check_is_run(path: str) -> None:
-  """OISError unless `path` is missing, empty, or a training workdir: a weights export is not
+  """ConfigError unless `path` is missing, empty, or a training workdir: a weights export is not
   one (training there would mix the runs), and a folder of other files is refused rather than
   written into (its config.json, say, would be replaced)."""
   from ois_jax import locks
@@ -77,12 +77,12 @@ def check_is_run(path: str) -> None:
   for record, kind in ((manifest.MANIFEST_FILE, "an export (ois-jax export)"),
                        (checkpoint.METADATA_FILE, "a weights folder (best/, final/ or a converted checkpoint)")):
     if record in names:
-      raise OISError(f"--workdir {path}: is {kind}, not a training workdir; give a new folder "
+      raise ConfigError(f"--workdir {path}: is {kind}, not a training workdir; give a new folder "
                      "(and load these weights with --checkpoint)")
   if not names or checkpoint.TRAIN_CHECKPOINTS in names or SUMMARY_FILE in names:
     return
   others = sorted(n for n in names if n not in RUN_ENTRIES) or sorted(names)
-  raise OISError(f"--workdir {path}: holds files that are not an ois-jax training run "
+  raise ConfigError(f"--workdir {path}: holds files that are not an ois-jax training run "
                  f"({', '.join(others[:5])}); give a new or empty folder")
 
 
@@ -96,6 +96,14 @@ def check_config_values(config) -> None:
       raise ConfigError(f"{key} must be a positive integer, got {value!r}")
   if not isinstance(config.total_steps, int) or config.total_steps < 0:
     raise ConfigError(f"total_steps must be a non-negative integer, got {config.total_steps!r}")
+  from ois_jax.models import prompts
+  capacity = prompts.click_capacity(config.model.num_positive_slots, config.model.num_negative_slots)
+  if config.eval.max_clicks > capacity:
+    raise ConfigError(f"eval.max_clicks {config.eval.max_clicks}: the model has "
+                      f"{config.model.num_positive_slots} positive and {config.model.num_negative_slots} "
+                      f"negative click slots, so at most {capacity} clicks are sure to reach it")
+  if not (isinstance(config.eval.threshold, (int, float)) and 0.0 <= config.eval.threshold <= 1.0):
+    raise ConfigError(f"eval.threshold must be in [0, 1], got {config.eval.threshold!r}")
   if not config.train.learning_rate >= 0:
     raise ConfigError(f"train.learning_rate must be >= 0, got {config.train.learning_rate!r}")
 

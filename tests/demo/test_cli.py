@@ -26,7 +26,8 @@ def test_defaults_bind_this_machine_only_with_the_bundled_model():
 
 @pytest.mark.parametrize("argv, needle", [
     (["--port", "70000"], "--port 70000: not a TCP port"),
-    (["--max-side", "5"], "--max-side 5: too small"),
+    (["--max-side", "5"], "--max-side 5 is below the 14-pixel patch size"),
+    (["--model", "ois-tiny-procedural", "--seed", "3"], "--seed chooses random weights"),
     (["--model", "ois-huge"], "unknown model 'ois-huge'"),
     (["--checkpoint", "/nonexistent/ois_run"], "/nonexistent/ois_run"),
     (["--config", TINY, "--config.model.depth_source=external"], "own depth head"),

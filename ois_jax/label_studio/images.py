@@ -63,7 +63,11 @@ class ImageSource:
       raise ImageFetchError(f"the task's image is {value!r}, not a URL or path", 400)
     shown = value if len(value) < 120 else value[:100] + "..."
     if value.startswith("data:"):
-      return self.decode(_data_uri(value, shown), shown)
+      shown = f"{value.partition(',')[0]},... ({len(value)} characters)"
+      data = _data_uri(value, shown)
+      if len(data) > self.max_bytes:
+        raise ImageFetchError(f"image {shown}: larger than {self.max_bytes // 2**20} MiB", 413)
+      return self.decode(data, shown)
     parts = urllib.parse.urlsplit(value)
     if parts.scheme in ("http", "https"):
       host = parts.hostname.lower() if parts.hostname else ""

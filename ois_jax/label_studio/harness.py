@@ -88,7 +88,8 @@ class LabelStudio:
     env = dict(os.environ, LABEL_STUDIO_USERNAME=self.email, LABEL_STUDIO_PASSWORD=self.password,
                LABEL_STUDIO_USER_TOKEN=self.token, LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
                LABEL_STUDIO_BASE_DATA_DIR=data, LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false",
-               ML_BLOCK_LOCAL_IP="false", SENTRY_DSN="", FRONTEND_SENTRY_DSN="")
+               ML_BLOCK_LOCAL_IP="false", SSRF_PROTECTION_ENABLED="false", SENTRY_DSN="",
+               FRONTEND_SENTRY_DSN="")
     env.pop("LABEL_STUDIO_URL", None)
     self.log_path = os.path.join(self.folder, "label-studio.log")
     with open(self.log_path, "w") as log:

@@ -60,8 +60,7 @@ class LabelConfig:
       raise BadRequest('unknown label config: it has no <Image name=... value="$..."> tag', 422)
     names = {t.get("name"): t for t in images}
     brushes = [t for t in tags if t.tag == "BrushLabels" and t.get("toName") in names]
-    points = [t for t in tags if t.tag == "KeyPointLabels" and t.get("toName") in names
-              and (t.get("smart") or "").lower() == "true"]
+    points = [t for t in tags if t.tag == "KeyPointLabels" and t.get("toName") in names and _smart(t)]
     if not brushes:
       raise BadRequest("unknown label config: it has no <BrushLabels> on an <Image> (this backend "
                        "answers brush masks)", 422)
@@ -76,6 +75,13 @@ class LabelConfig:
     if not self.keypoint_names:
       raise BadRequest(f'unknown label config: no <KeyPointLabels smart="true"> on image '
                        f"{self.image_name!r}, the image of the <BrushLabels>", 422)
+
+
+def _smart(tag) -> bool:
+  """A smart keypoint tool: smart="true" (or smartOnly) on the tag or on one of its labels."""
+  def on(element):
+    return any((element.get(k) or "").lower() == "true" for k in ("smart", "smartOnly"))
+  return on(tag) or any(on(label) for label in tag.iter("Label"))
 
 
 @functools.lru_cache(maxsize=64)

@@ -81,6 +81,19 @@ def test_rle_header_and_a_literal_chunk():
 
 
 # --- the protocol ----------------------------------------------------------------------------
+def test_label_configs():
+  from ois_jax.label_studio.backend import BadRequest, LabelConfig
+  config = LabelConfig(cases.CONFIG)
+  assert (config.image_name, config.image_key, config.brush_name, config.brush_labels) == \
+      ("image", "image", "mask", ["Object"])
+  smart_on_labels = cases.CONFIG.replace('name="click" toName="image" smart="true"', 'name="click" toName="image"')
+  assert LabelConfig(smart_on_labels).keypoint_names == {"click"}
+  not_smart = smart_on_labels.replace(' smart="true"', "")
+  with pytest.raises(BadRequest, match="smart"):
+    LabelConfig(not_smart)
+
+
+
 def test_positive_then_negative_click_one_encode(predictor, scenes):
   from fastapi.testclient import TestClient
   app, backend = label_studio.build_app(Predictor.from_pretrained(cases.MODEL))

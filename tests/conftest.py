@@ -2,14 +2,14 @@
 
 pytest runs with --import-mode=importlib, so test folders are not on sys.path; the helper
 modules (tests/shared_data.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py,
-tests/demo/browser.py) are reached from here.
+tests/demo/browser.py, tests/label_studio/harness.py) are reached from here.
 """
 
 import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _folder in ("", "models", "evaluation", "demo"):
+for _folder in ("", "models", "evaluation", "demo", "label_studio"):
   _path = os.path.join(_HERE, _folder)
   if _path not in sys.path:
     sys.path.insert(0, _path)

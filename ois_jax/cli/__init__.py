@@ -24,14 +24,15 @@ COMMANDS = {
     "train": "Train OIS from a config (resumes when the workdir holds a checkpoint).",
     "export": "Export a checkpoint to ONNX or jax.export (image encoder + click decoder, manifest).",
     "demo": "Serve the interactive web demo: click on an image, see the mask, depth, order maps.",
+    "label-studio": "Serve OIS as a Label Studio ML backend: smart keypoints in, brush masks out.",
 }
 # Commands that compile XLA programs: their unannounced long compilations are logged.
-COMPILING = ("quickstart", "depth", "segment", "evaluate", "train", "export", "demo")
+COMPILING = ("quickstart", "depth", "segment", "evaluate", "train", "export", "demo", "label-studio")
 
 
 def _usage() -> str:
   lines = ["usage: ois-jax COMMAND [options]", "", "commands:"]
-  lines += [f"  {name:<11} {help_}" for name, help_ in COMMANDS.items()]
+  lines += [f"  {name:<12} {help_}" for name, help_ in COMMANDS.items()]
   lines += ["", "options for every command:",
             "  --compilation-cache DIR  keep compiled XLA programs in DIR (default: "
             f"{compilation_cache.default_dir()}, or ${compilation_cache.ENV_VAR})",
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
   _log.setup(command)
   if command in COMPILING:
     compilation_cache.report_unannounced()
-  module = importlib.import_module(f"ois_jax.cli.{command}")
+  module = importlib.import_module(f"ois_jax.cli.{command.replace('-', '_')}")
   try:
     with stopping.signals_stop():  # Ctrl-C / SIGTERM: one line saying what was kept
       return module.main(rest) or 0

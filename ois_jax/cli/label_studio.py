@@ -10,6 +10,7 @@ pip install 'ois-jax[label-studio]'.
 
 import argparse
 
+from ois_jax import config as config_lib
 from ois_jax.cli import _common
 from ois_jax.errors import ConfigError, OISError
 
@@ -34,14 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="bytes of encoded images kept, in MiB")
   parser.add_argument("--max-megapixels", type=float, default=images.MAX_PIXELS / 1e6,
                       help="larger images are refused")
-  parser.add_argument("--seed", type=int, default=0, help="random init seed (--config only)")
+  parser.add_argument("--seed", type=int, default=None, help="random init seed (--config only)")
   return parser
 
 
 def main(argv=None) -> int:
-  args = _common.parse_with_overrides(build_parser(), argv)
+  args = config_lib.parse_with_overrides(build_parser(), argv)
   if not 0 < args.port < 65536:
     raise ConfigError(f"--port {args.port}: not a TCP port (1-65535)")
+  _common.check_seed_source(args)
   for name in ("cache_entries", "cache_mb", "max_megapixels"):
     if not getattr(args, name) > 0:
       raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
   from ois_jax import label_studio
   from ois_jax.predictor import Predictor
   config, params, source = _common.load_model(args)
-  predictor = Predictor.from_config(config, params=params, seed=args.seed)
+  predictor = Predictor.from_config(config, params=params, seed=args.seed or 0)
   predictor.source = source
   label_studio.run(predictor, host=args.host, port=args.port, label_studio_url=args.label_studio_url,
                    api_key=args.api_key, allowed_hosts=args.allow_host,

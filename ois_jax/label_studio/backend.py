@@ -209,7 +209,9 @@ class Backend:
     except ImageFetchError as e:
       self._drop_if_empty(entry)
       raise BadRequest(str(e), e.status) from None
-    predictor = Predictor(self.predictor.model, self.predictor.params, self.predictor.config)
+    # A task's requests take turns under its lock, on any of the server's threads.
+    predictor = Predictor(self.predictor.model, self.predictor.params, self.predictor.config,
+                          check_thread=False)
     predictor.source = self.predictor.source
     start = time.perf_counter()
     try:

@@ -14,7 +14,8 @@ except ImportError:  # CI installs the demo extra: there a missing gradio fails 
   if os.environ.get("CI", "").lower() == "true":
     raise
   pytest.skip("needs the demo extra: pip install -e '.[demo]'", allow_module_level=True)
-from ois_jax.demo import app as app_lib, browser, engine as engine_lib  # noqa: E402
+import browser  # noqa: E402  (tests/demo/browser.py, on sys.path via tests/conftest.py)
+from ois_jax.demo import app as app_lib, engine as engine_lib  # noqa: E402
 
 
 @pytest.fixture(scope="module")

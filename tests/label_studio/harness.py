@@ -205,8 +205,9 @@ class Backend:
     try:
       servers.wait_healthy(self.url, self.startup_s, self.process)
     except OISError as e:
+      log = self.log()[-2000:]  # before __exit__ removes the file
       self.__exit__()
-      raise OISError(f"{e}: {self.log()[-2000:]}") from None
+      raise OISError(f"{e}: {log}") from None
     return self
 
   def health(self) -> dict:
@@ -232,7 +233,8 @@ def screenshot(label_studio: LabelStudio, project: int, task_id: int, path: str,
   127.0.0.1 are aborted."""
   from playwright.sync_api import sync_playwright
 
-  from ois_jax.demo import browser
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
+  import browser  # tests/demo/browser.py: the demo tests' Chromium finder
 
   executable = browser.find_chromium()
   if executable is None:

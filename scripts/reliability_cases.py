@@ -1063,6 +1063,7 @@ def folders_manifest(ctx: Context):
   run = ois_jax("export", "--checkpoint", ctx.checkpoint, "--format", "jax", "--no-verify", "--out", out,
                 "--overwrite", env=ctx.env)
   rows.append(after(run, run.code == 0, sees=run.stdout_line("manifest.json")))
+  return rows
 
 
 # --- issue: arguments, non-finite, threads, errors ---------------------------------------------------

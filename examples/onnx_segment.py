@@ -28,6 +28,9 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 FORMAT_NAME = "ois-jax-export"
+# What this file reads of manifest.json, section by section (checked before any session opens).
+MANIFEST_KEYS = {"artifacts": ("encoder", "decoder"), "preprocessing": ("input_size", "mean", "std"),
+                 "clicks": ("num_positive", "num_negative"), "postprocessing": ("threshold",)}
 CLICK_SIGNS = {"+": True, "pos": True, "1": True, "-": False, "neg": False, "0": False}
 
 
@@ -40,12 +43,25 @@ def load_manifest(export_dir: str) -> dict:
   path = os.path.join(export_dir, "manifest.json")
   if not os.path.isfile(path):
     raise SegmentError(f"{export_dir}: not an ois-jax export (no manifest.json)")
-  with open(path) as f:
-    manifest = json.load(f)
-  if manifest.get("format") != FORMAT_NAME or manifest.get("backend") != "onnx":
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise SegmentError(f"{path}: not readable JSON ({e})") from None
+  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME or manifest.get("backend") != "onnx":
     raise SegmentError(f"{path}: not the manifest of an ONNX export of ois-jax")
   if manifest.get("kind") != "ois":
     raise SegmentError(f"{path}: exports a {manifest.get('kind')!r} model, not OIS")
+  for section, keys in MANIFEST_KEYS.items():
+    values = manifest.get(section)
+    missing = [k for k in keys if not isinstance(values, dict) or k not in values]
+    if missing:
+      raise SegmentError(f"{path}: the manifest lacks {section}.{', '.join(missing)} (an edited or "
+                         "damaged export; export it again)")
+  for name in ("encoder", "decoder"):
+    entry = manifest["artifacts"][name]
+    if not isinstance(entry, dict) or not all(k in entry for k in ("file", "sha256", "inputs", "outputs")):
+      raise SegmentError(f"{path}: artifacts.{name} lacks file, sha256, inputs or outputs")
   if manifest["preprocessing"].get("external_depth"):
     raise SegmentError(f"{path}: this model takes an external depth map, which this example does not read")
   return manifest
@@ -67,7 +83,10 @@ def open_session(export_dir: str, name: str, entry: dict) -> ort.InferenceSessio
   if _sha256(path) != entry["sha256"]:
     raise SegmentError(f"{path}: does not match the manifest (sha256 differs); the {name} was replaced "
                        "or the folder mixes two exports")
-  session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+  try:
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+  except Exception as e:  # noqa: BLE001 - onnxruntime raises its own classes for a bad graph
+    raise SegmentError(f"{path}: onnxruntime cannot load it ({first_line(e)})") from None
   for kind, expected, actual in (("inputs", entry["inputs"], session.get_inputs()),
                                  ("outputs", entry["outputs"], session.get_outputs())):
     have = [(v.name, [d if isinstance(d, int) else str(d) for d in v.shape]) for v in actual]
@@ -137,6 +156,19 @@ class OnnxSegmenter:
     self.num_negative = int(self.manifest["clicks"]["num_negative"])
     self.threshold = float(self.manifest["postprocessing"]["threshold"])
     self.state = None
+    self._check_graph_agrees(export_dir)
+
+  def _check_graph_agrees(self, export_dir: str) -> None:
+    """SegmentError when the manifest's sizes contradict the graphs' own input shapes."""
+    image = {v.name: v.shape for v in self.encoder.get_inputs()}.get("image")
+    slots = {v.name: v.shape for v in self.decoder.get_inputs()}.get("click_coords")
+    path = os.path.join(export_dir, "manifest.json")
+    if image is None or list(image[1:]) != [self.size, self.size, 3]:
+      raise SegmentError(f"{path}: preprocessing.input_size {self.size} is not the encoder's input "
+                         f"{image}; the manifest was edited or belongs to another export")
+    if slots is None or slots[1] != self.num_positive + self.num_negative:
+      raise SegmentError(f"{path}: clicks {self.num_positive} + {self.num_negative} are not the "
+                         f"decoder's {slots} click slots; the manifest was edited or belongs to another export")
 
   def set_image(self, image: np.ndarray) -> None:
     """image (H, W, 3) uint8 RGB."""
@@ -182,6 +214,7 @@ class OnnxSegmenter:
   def predict(self, clicks, prev_prob: np.ndarray | None = None) -> np.ndarray:
     if self.state is None:
       raise SegmentError("predict() called before set_image()")
+    # (the shapes of every input were checked against the graph when the sessions opened)
     if not clicks:
       raise SegmentError("no clicks given: give at least one --click y,x,+")
     coords, valid = self.clicks_to_slots(clicks)
@@ -208,12 +241,30 @@ def parse_click(text: str) -> tuple[float, float, bool]:
 
 
 def load_image(path: str) -> np.ndarray:
-  """(H, W, 3) uint8 RGB, EXIF orientation applied (as ois_jax.io.load_image for 8-bit images)."""
+  """(H, W, 3) uint8 RGB, EXIF orientation applied, as ois_jax.io.load_image: 16-bit grayscale
+  by value / 257 (not clipped at 255), float images as [0, 1] or [0, 255]."""
   try:
     with Image.open(path) as img:
-      return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-  except OSError as e:
+      img.load()
+      img = ImageOps.exif_transpose(img)
+      if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        gray = np.clip(np.round(np.asarray(img).astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+      if img.mode == "F":
+        values = np.asarray(img).astype(np.float64)
+        values = values * 255.0 if np.nanmax(values, initial=0.0) <= 1.0 else values
+        gray = np.clip(np.round(np.nan_to_num(values)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+      return np.array(img.convert("RGB"), dtype=np.uint8)
+  except Image.DecompressionBombError as e:  # a header claiming billions of pixels
+    raise SegmentError(f"{path}: refused, too many pixels ({e})") from None
+  except (OSError, SyntaxError, ValueError) as e:
     raise SegmentError(f"{path}: cannot read image ({e})") from None
+
+
+def first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- writing (what ois_jax.outputs does, without importing ois-jax) --------------------------

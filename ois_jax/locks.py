@@ -18,12 +18,12 @@ import os
 import socket
 import time
 
-from ois_jax.errors import OISError
+from ois_jax.errors import CheckpointError, OISError
 
 LOCK_FILE = ".ois-jax.lock"
 
 
-class WorkdirLocked(OISError):
+class WorkdirLocked(OISError, OSError):
   """Another process (named in the message) is using the workdir."""
 
 
@@ -66,7 +66,7 @@ class WorkdirLock:
       with open(tmp, "w") as f:
         json.dump(record, f)
     except OSError as e:
-      raise OISError(f"--workdir {self.workdir}: cannot write there ({e.strerror})") from None
+      raise CheckpointError(f"--workdir {self.workdir}: cannot write there ({e.strerror})") from None
     try:
       for _ in range(3):
         try:

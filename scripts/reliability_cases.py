@@ -752,6 +752,65 @@ def example(*args, env) -> Run:
                  env).finish(120)
 
 
+@group("example_inputs",
+       ("examples/onnx_segment.py: manifest.json that is not JSON", "raw JSONDecodeError traceback"),
+       ("examples/onnx_segment.py: manifest without its postprocessing section", "KeyError traceback"),
+       ("examples/onnx_segment.py: manifest input_size that is not the encoder's", "raw onnxruntime error"),
+       ("examples/onnx_segment.py: a PNG header claiming 10 gigapixels", "DecompressionBombError traceback"),
+       ("examples/onnx_segment.py: a 16-bit grayscale PNG", "every pixel clipped to white"))
+def example_inputs(ctx: Context):
+  folder = ctx.fresh("example_inputs")
+  source = onnx_export(ctx)
+
+  def edited(name, edit):
+    copy = os.path.join(folder, name)
+    shutil.copytree(source, copy)
+    path = os.path.join(copy, "manifest.json")
+    text = edit(json.load(open(path)))
+    open(path, "w").write(text if isinstance(text, str) else json.dumps(text))
+    return copy
+
+  def drop_postprocessing(m):
+    m.pop("postprocessing")
+    return m
+
+  def wrong_size(m):
+    m["preprocessing"]["input_size"] += 14
+    return m
+
+  out = os.path.join(folder, "m.png")
+  rows = []
+  for name, edit, needle in (("not_json", lambda m: "{not json", "not readable JSON"),
+                             ("no_post", drop_postprocessing, "lacks postprocessing.threshold"),
+                             ("size", wrong_size, "is not the encoder's input")):
+    run = example(edited(name, edit), ctx.image, "--click", "5,5,+", "--out", out, env=ctx.env)
+    rows.append(after(run, run.one_line_error(needle) and not os.path.exists(out)))
+  import struct
+  import zlib
+
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+  bomb = os.path.join(folder, "bomb.png")
+  with open(bomb, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+  run = example(source, bomb, "--click", "5,5,+", "--out", out, env=ctx.env)
+  rows.append(after(run, run.one_line_error("too many pixels")))
+  gray = os.path.join(folder, "gray16.png")
+  Image.fromarray((np.arange(30 * 40, dtype=np.uint32).reshape(30, 40) * 54).astype(np.uint16)).save(gray)
+  sys.path.insert(0, os.path.join(REPO, "examples"))
+  import onnx_segment
+  pixels = onnx_segment.load_image(gray)
+  start = time.monotonic()
+  from ois_jax import io
+  same = bool(np.array_equal(pixels, io.load_image(gray)))
+  white = float((pixels == 255).mean())
+  rows.append(After("returned", f"values {pixels.min()}-{pixels.max()}, {white:.0%} white",
+                    time.monotonic() - start, same and white < 0.1,
+                    [f"equal to ois_jax.io.load_image: {'yes' if same else 'NO'}"]))
+  return rows
+
+
 @group("writes_full_disk",
        ("segment --out on a full disk (tmpfs)", "traceback; a 0-byte mask.png that a rerun refuses"),
        ("segment --prob-out on a full disk (tmpfs)", "traceback"),

@@ -9,6 +9,10 @@ import urllib.request
 from ois_jax.errors import OISError
 
 
+class ServerError(OISError, OSError):
+  """A server that did not start or stopped answering."""
+
+
 def serve(app, host: str, port: int) -> None:
   """Serve until Ctrl-C / SIGTERM (uvicorn's own signal handling)."""
   import uvicorn
@@ -36,10 +40,10 @@ class ThreadServer:
       if self.server.started:
         return self
       if not self.thread.is_alive():
-        raise OISError(f"the backend server on {self.url} stopped while starting")
+        raise ServerError(f"the backend server on {self.url} stopped while starting")
       time.sleep(0.05)
     self.__exit__()
-    raise OISError(f"the backend server on {self.url} did not start within {self.startup_s:.0f} s")
+    raise ServerError(f"the backend server on {self.url} did not start within {self.startup_s:.0f} s")
 
   def __exit__(self, *exc):
     self.server.should_exit = True
@@ -60,10 +64,10 @@ def wait_healthy(url: str, timeout_s: float, process=None) -> dict:
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
     if process is not None and process.poll() is not None:
-      raise OISError(f"the server process exited with code {process.returncode}")
+      raise ServerError(f"the server process exited with code {process.returncode}")
     try:
       with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as response:
         return json.loads(response.read())
     except OSError:
       time.sleep(0.3)
-  raise OISError(f"{url} did not answer /health within {timeout_s:.0f} s")
+  raise ServerError(f"{url} did not answer /health within {timeout_s:.0f} s")

@@ -78,3 +78,76 @@ def test_example_refuses_a_threshold_outside_0_1(onnx_export, scene_image, tmp_p
   err = capsys.readouterr().err
   assert f"--threshold must be in [0, 1], got {float(threshold)}" in err
   assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m.png").exists()
+
+
+def _edited_export(onnx_export, tmp_path, edit):
+  """A copy of the export whose manifest.json text is edit(manifest dict) (or the raw text)."""
+  import json
+  import shutil
+  copy = tmp_path / "export"
+  shutil.copytree(onnx_export, copy)
+  manifest = json.loads((copy / "manifest.json").read_text())
+  edited = edit(manifest)
+  (copy / "manifest.json").write_text(edited if isinstance(edited, str) else json.dumps(edited))
+  return str(copy)
+
+
+def _drop(section, key):
+  def edit(m):
+    del m[section][key]
+    return m
+  return edit
+
+
+def _set(section, key, value):
+  def edit(m):
+    m[section][key] = value
+    return m
+  return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: "{not json", "not readable JSON"),
+    (lambda m: [1, 2], "not the manifest of an ONNX export"),
+    (lambda m: {k: v for k, v in m.items() if k != "postprocessing"}, "lacks postprocessing.threshold"),
+    (_drop("preprocessing", "input_size"), "lacks preprocessing.input_size"),
+    (_drop("clicks", "num_negative"), "lacks clicks.num_negative"),
+    (lambda m: _set("preprocessing", "input_size", m["preprocessing"]["input_size"] + 14)(m),
+     "is not the encoder's input"),
+    (_set("clicks", "num_positive", 3), "click slots"),
+])
+def test_example_refuses_a_manifest_that_disagrees(onnx_export, scene_image, tmp_path, capsys, edit, message):
+  example = L.load_example()
+  export = _edited_export(onnx_export, tmp_path, edit)
+  argv = [export, scene_image, "--click", "1,1,+", "--out", str(tmp_path / "m.png")]
+  assert example.main(argv) == 1
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "m.png").exists()
+
+
+def test_example_reads_16_bit_png_as_ois_jax_does(tmp_path):
+  from ois_jax import io
+  example = L.load_example()
+  gray = (np.arange(30 * 40, dtype=np.uint32).reshape(30, 40) * 54).astype(np.uint16)  # up to 64746
+  path = tmp_path / "g16.png"
+  Image.fromarray(gray).save(path)
+  assert Image.open(path).mode.startswith("I")
+  pixels = example.load_image(str(path))
+  np.testing.assert_array_equal(pixels, io.load_image(str(path)))
+  assert pixels.max() > 200 and pixels.min() == 0 and len(np.unique(pixels)) > 100  # not clipped white
+
+
+def test_example_refuses_a_decompression_bomb_header(onnx_export, tmp_path, capsys):
+  import struct
+  import zlib
+  # A valid PNG header claiming 100000 x 100000 pixels (10 gigapixels): refused before decoding.
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+  bomb = tmp_path / "bomb.png"
+  bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+                   + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+  example = L.load_example()
+  assert example.main([onnx_export, str(bomb), "--click", "1,1,+", "--out", str(tmp_path / "m.png")]) == 1
+  err = capsys.readouterr().err
+  assert "too many pixels" in err and len(err.strip().splitlines()) == 1, err

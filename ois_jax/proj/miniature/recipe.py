@@ -28,7 +28,7 @@ import os
 import time
 
 from ois_jax import outputs
-from ois_jax.errors import ConfigError, OISError
+from ois_jax.errors import ConfigError
 
 SETTINGS_FILE = "quickstart.json"
 TABLE_FILE = "table.txt"
@@ -48,7 +48,7 @@ def build_configs(depth_steps: int | None = None, steps: int | None = None, dept
   linked = ois_tiny_procedural.link_encoder(copy.deepcopy(config), depth).model
   for key in ois_tiny_procedural.LINKED_KEYS:
     if config.model[key] != linked[key]:  # one source for the encoder: the stage-1 model
-      raise OISError(f"--config.model.{key}: the encoder comes from stage 1; change it with "
+      raise ConfigError(f"--config.model.{key}: the encoder comes from stage 1; change it with "
                      f"--depth-config.model.{ois_tiny_procedural.LINKED_KEYS[key]}")
   if steps is not None:
     config.total_steps = int(steps)
@@ -65,19 +65,19 @@ def settings_record(depth, config, eval_samples: int, max_clicks: int) -> dict:
 
 def check_workdir(workdir: str, settings: dict) -> bool:
   """True if `workdir` holds a quickstart of the same settings (resume), False if it is new or
-  empty; OISError if it holds anything else."""
+  empty; ConfigError if it holds anything else."""
   path = os.path.join(workdir, SETTINGS_FILE)
   if os.path.isfile(path):
     with open(path) as f:
       previous = json.load(f)
     if previous != settings:
       changed = sorted(k for k in settings if previous.get(k) != settings[k])
-      raise OISError(f"{workdir}: holds a quickstart run with other settings ({', '.join(changed)} "
+      raise ConfigError(f"{workdir}: holds a quickstart run with other settings ({', '.join(changed)} "
                      "differ); use another --workdir")
     return True
   from ois_jax import locks
   if os.path.isdir(workdir) and [n for n in os.listdir(workdir) if not locks.is_lock_file(n)]:
-    raise OISError(f"{workdir}: not empty and not a quickstart run; use another --workdir")
+    raise ConfigError(f"{workdir}: not empty and not a quickstart run; use another --workdir")
   return False
 
 

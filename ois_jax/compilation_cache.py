@@ -12,7 +12,7 @@ The `ois-jax` dispatcher and `Predictor` call `enable()`. A folder set through J
 (JAX_COMPILATION_CACHE_DIR or jax.config) is left as it is. The cache is keyed by the program,
 the JAX version and the device, so a stale entry is never used; at most `MAX_SIZE_BYTES` are
 kept (least recently used entries go first). Nothing here ever fails a command: a folder that
-cannot be created turns the cache off with a warning.
+cannot be created, or is not writable, turns the cache off with one warning.
 
 `announce(what, log)` wraps a first call: it logs "compiling WHAT, first use" before and, after,
 how long it took and whether the cache served it. Compilations nobody announced that take over
@@ -87,6 +87,10 @@ def enable(setting: str | None = None, force: bool = False) -> str | None:
         os.makedirs(path, exist_ok=True)
       except OSError as e:
         log.warning("compilation cache off: cannot create %s (%s)", path, e)
+        path = None
+      if path is not None and not os.access(path, os.W_OK | os.X_OK):
+        # JAX would warn at every compile that it cannot write, while nothing is kept.
+        log.warning("compilation cache off: %s is not writable", path)
         path = None
     _state["dir"] = path
     _apply(path)

@@ -35,6 +35,22 @@ def _segment(checkpoint, image, env, *cache_args):
   return result.stderr
 
 
+def test_read_only_cache_folder_turns_the_cache_off_with_one_warning(monkeypatch, tmp_path, caplog):
+  folder = tmp_path / "read_only"
+  folder.mkdir()
+  real_access = os.access
+  monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(folder) else real_access(p, mode))
+  before = compilation_cache.current_dir()
+  try:
+    with caplog.at_level("WARNING", logger="ois_jax.compilation_cache"):
+      assert compilation_cache.enable(str(folder), force=True) is None
+    assert [r.getMessage() for r in caplog.records] == [f"compilation cache off: {folder} is not writable"]
+    assert compilation_cache.current_dir() is None  # not "kept in the compilation cache"
+  finally:
+    monkeypatch.undo()
+    compilation_cache.enable(before or "off", force=True)
+
+
 def test_segment_cold_then_warm_and_off(tiny_checkpoint, scene_image, tmp_path):
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
   env.pop(compilation_cache.ENV_VAR, None)

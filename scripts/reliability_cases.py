@@ -811,6 +811,28 @@ def example_inputs(ctx: Context):
   return rows
 
 
+@group("compile_cache_read_only",
+       ("segment with a read-only compilation cache (a read-only tmpfs)",
+        'JAX warnings fill the output while ois-jax says "kept in the compilation cache"'))
+def compile_cache_read_only(ctx: Context):
+  mount = ctx.path("cases", "xla_read_only")
+  why = mount_tmpfs(mount, "1m", read_only=True)
+  if why:
+    return [After("not run", why, 0.0, False)]
+  try:
+    run = ois_jax("--compilation-cache", mount, "segment", ctx.image, "--checkpoint", ctx.checkpoint,
+                  "--click", "5,5,+", "--out", os.path.join(ctx.fresh("compile_cache_read_only"), "m.png"),
+                  env=ctx.env)
+    notice = [line for line in run.stderr.splitlines() if "compilation cache off" in line]
+    warnings = [line for line in run.stderr.splitlines() if "warning" in line.lower()]
+    claims = "kept in the compilation cache" in run.stderr
+    ok = run.code == 0 and not claims and not warnings and len(notice) == 1
+    return [after(run, ok, [f"{len(warnings)} warning line(s) of JAX", f"claims to keep: {'YES' if claims else 'no'}"],
+                  sees=notice[0] if notice else "")]
+  finally:
+    unmount(mount)
+
+
 @group("writes_full_disk",
        ("segment --out on a full disk (tmpfs)", "traceback; a 0-byte mask.png that a rerun refuses"),
        ("segment --prob-out on a full disk (tmpfs)", "traceback"),

@@ -77,12 +77,25 @@ def signals_stop():
       previous[s] = signal.signal(s, _raise)
   except ValueError:  # not the main thread: signals stay as they are
     previous.clear()
+  hook = sys.unraisablehook
+  sys.unraisablehook = _quiet_stops(hook)
   try:
     yield
   finally:
+    sys.unraisablehook = hook
     for s, handler in previous.items():
       signal.signal(s, handler)
     _received.clear()  # outside a command nothing is stopping
+
+
+def _quiet_stops(hook):
+  """An unraisable-exception hook that drops our Stopped: raised inside a callback that cannot
+  pass it on (XLA's gc callback during export), Python would print it as an "Exception ignored"
+  traceback. The stop is still seen (`received()`, and outputs checks it before publishing)."""
+  def quiet(unraisable):
+    if not isinstance(unraisable.exc_value, Stopped):
+      hook(unraisable)
+  return quiet
 
 
 def message(command: str, stop: KeyboardInterrupt) -> tuple[str, int]:

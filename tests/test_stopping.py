@@ -96,3 +96,24 @@ def test_stage1_stopped_after_its_checkpoint_is_done_again(tmp_path, monkeypatch
   again = depth_pretrain.train_depth(config, workdir, quiet=True, log=said.append)
   assert not again["reused"] and any("stopped before it finished" in m for m in said)
   assert depth_pretrain.train_depth(config, workdir, quiet=True, log=said.append)["reused"]
+
+
+def test_a_stop_swallowed_by_a_callback_prints_no_traceback():
+  # In a subprocess: pytest installs its own unraisable-exception hook.
+  import subprocess
+  import sys
+  script = """
+import gc, os, signal
+from ois_jax import stopping
+class RaisesInDel:
+  def __del__(self):
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler raises Stopped inside __del__
+with stopping.signals_stop():
+  obj = RaisesInDel()
+  del obj
+  gc.collect()
+  print("received", stopping.received())
+"""
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0 and "received 15" in result.stdout, result.stderr
+  assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr

@@ -1,7 +1,7 @@
 """Makes the shared test helpers importable by name, and sets the data root of the tests.
 
 pytest runs with --import-mode=importlib, so test folders are not on sys.path; the helper
-modules (tests/shared_data.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py,
+modules (tests/shared_data.py, tests/cli_errors.py, tests/models/ois_testlib.py, tests/evaluation/fake_model.py,
 tests/demo/browser.py, tests/label_studio/harness.py) are reached from here.
 """
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_errors import one_line  # tests/cli_errors.py
 from ois_jax import Predictor, cli
 from ois_jax.checkpoint import save_checkpoint
 from ois_jax.configs import ois_tiny
@@ -16,15 +17,6 @@ from ois_jax.models import ois
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "ois_tiny.py")
-
-
-def one_line(capsys) -> str:
-  """The command's error: one line (progress lines such as "[depth] loaded ..." may precede it)."""
-  err = capsys.readouterr().err.strip()
-  assert err and "Traceback" not in err and "Event loop is closed" not in err, err
-  errors = [line for line in err.splitlines() if not line.startswith("[")]
-  assert len(errors) == 1 and errors[0].startswith("ois-jax "), err
-  return errors[0]
 
 
 @pytest.fixture(scope="module")

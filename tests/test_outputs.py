@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cli_errors  # tests/cli_errors.py
 from ois_jax import cli, outputs
 from ois_jax.errors import CheckpointError, ExportError
 
@@ -20,11 +21,7 @@ TINY = str(REPO / "configs" / "ois_tiny.py")
 
 
 def one_line(capsys) -> str:
-  err = capsys.readouterr().err.strip()
-  assert err and "Traceback" not in err, err
-  errors = [line for line in err.splitlines() if not line.startswith("[")]
-  assert len(errors) == 1, err
-  return errors[0]
+  return cli_errors.one_line(capsys, prefix="")
 
 
 @pytest.fixture

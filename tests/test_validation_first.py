@@ -11,19 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_errors import one_line  # tests/cli_errors.py
 from ois_jax import Predictor, cli, config as config_lib
 from ois_jax.checkpoint import METADATA_FILE, save_checkpoint
 from ois_jax.errors import CheckpointError, ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def one_line(capsys) -> str:
-  err = capsys.readouterr().err.strip()
-  assert err and "Traceback" not in err, err
-  errors = [line for line in err.splitlines() if not line.startswith("[")]
-  assert len(errors) == 1 and errors[0].startswith("ois-jax "), err
-  return errors[0]
 
 
 @pytest.fixture

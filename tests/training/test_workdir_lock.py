@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import cli_errors  # tests/cli_errors.py
 from ois_jax import cli, locks
 from ois_jax.training import workdir as workdir_lib
 
@@ -19,11 +20,7 @@ SMALL = ["--config.data.dataset=procedural", "--config.model.input_size=56", "--
 
 
 def one_line(capsys) -> str:
-  err = capsys.readouterr().err.strip()
-  assert err and "Traceback" not in err, err
-  errors = [line for line in err.splitlines() if not line.startswith("[")]
-  assert len(errors) == 1, err
-  return errors[0]
+  return cli_errors.one_line(capsys, prefix="")
 
 
 def dead_pid() -> int:

@@ -57,9 +57,9 @@ def _unknown_key_error(keys: Iterable[str], known: Iterable[str], where: str) ->
   return ConfigError(f"{where}: no such config key {', '.join(hints)}")
 
 
-def check_keys(config: Any, where: str = "config") -> None:
-  """ConfigError unless every key of `config` exists in the schema."""
-  known = flat_keys(schema())
+def check_keys(config: Any, where: str = "config", reference=None) -> None:
+  """ConfigError unless every key of `config` exists in the schema (`reference`: another one)."""
+  known = flat_keys(schema() if reference is None else reference)
   sections = {k.rsplit(".", 1)[0] for k in known if "." in k}
   unknown = [k for k in flat_keys(config) if k not in known and k not in sections]
   if unknown:
@@ -124,9 +124,11 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"--config {spec}: get_config() returned {type(config).__name__}, not a "
                       "ConfigDict")
-  check_keys(config, f"--config {spec}")
-  check_types(config, f"--config {spec}")
-  return apply_overrides(config, overrides)
+  # A config module that is not an OIS config (the miniature's stage 1) declares its own schema().
+  reference = module.schema() if callable(getattr(module, "schema", None)) else schema()
+  check_keys(config, f"--config {spec}", reference)
+  check_types(config, f"--config {spec}", reference)
+  return apply_overrides(config, overrides, reference)
 
 
 def _kind(value) -> str | None:
@@ -144,11 +146,12 @@ def _kind(value) -> str | None:
   return None
 
 
-def type_problems(config: Any) -> list[str]:
+def type_problems(config: Any, reference=None) -> list[str]:
   """'model.input_size: 'abc' where the schema has an int' for every value of `config` (a
   ConfigDict or a nested dict, e.g. a checkpoint's metadata) whose type differs from the
-  schema's default; an int is a float too, and None is allowed where the default is None."""
-  defaults = flat_keys(schema())
+  schema's default (`reference`: another schema); an int is a float too, and None is allowed
+  where the default is None."""
+  defaults = flat_keys(schema() if reference is None else reference)
   problems = []
   for key, value in flat_keys(config).items():
     if key not in defaults or value is None:
@@ -160,9 +163,9 @@ def type_problems(config: Any) -> list[str]:
   return problems
 
 
-def check_types(config: Any, where: str = "config") -> None:
+def check_types(config: Any, where: str = "config", reference=None) -> None:
   """ConfigError naming every value whose type differs from the schema's (`type_problems`)."""
-  problems = type_problems(config)
+  problems = type_problems(config, reference)
   if problems:
     raise ConfigError(f"{where}: {'; '.join(problems[:5])}")
 
@@ -183,9 +186,10 @@ def parse_value(text: str, current: Any) -> Any:
     return text
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] = ()):
-  """Sets `KEY.SUB=VALUE` items on `config` in place; returns it."""
-  known = flat_keys(schema())
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str] = (), reference=None):
+  """Sets `KEY.SUB=VALUE` items on `config` in place; returns it. An unknown key is refused with
+  the closest keys of the schema (`reference`: another schema)."""
+  known = flat_keys(schema() if reference is None else reference)
   if isinstance(overrides, str):
     raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {overrides!r}")
   for item in overrides:

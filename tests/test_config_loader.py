@@ -76,3 +76,13 @@ def test_config_packages_install_under_the_ois_jax_namespace(tmp_path):
                            "--workdir", str(tmp_path / "w"), "--config.data.batch_size=0"],
                           capture_output=True, text=True, cwd=REPO)
   assert "data.batch_size must be a positive integer" in result.stderr  # loaded, then checked
+
+
+def test_stage1_config_is_checked_against_its_own_schema():
+  from ois_jax import config as config_lib
+  depth = config_lib.load_config("depth_tiny_procedural", ["model.embed_dim=64"])
+  assert depth.model.embed_dim == 64 and depth.name == "depth_tiny_procedural"
+  with pytest.raises(ConfigError, match="model.embed_dim"):  # the hint comes from its schema
+    config_lib.load_config("depth_tiny_procedural", ["model.embed_dimm=64"])
+  with pytest.raises(ConfigError):
+    config_lib.load_config("depth_tiny_procedural", ["model.embed_dim=wide"])

@@ -38,9 +38,9 @@ LABELS = ("init", "trained", "no order")
 def build_configs(depth_steps: int | None = None, steps: int | None = None, depth_overrides=(),
                   overrides=()):
   """(depth config, OIS config) of the recipe with the command-line changes applied."""
-  from ois_jax.config import apply_overrides
-  from ois_jax.proj.miniature.configs import depth_tiny_procedural, ois_tiny_procedural
-  depth = apply_overrides(depth_tiny_procedural.get_config(), depth_overrides)
+  from ois_jax.config import apply_overrides, load_config
+  from ois_jax.proj.miniature.configs import ois_tiny_procedural
+  depth = load_config("depth_tiny_procedural", depth_overrides)  # checked against its own schema()
   if depth_steps is not None:
     depth.total_steps = int(depth_steps)
   config = ois_tiny_procedural.link_encoder(ois_tiny_procedural.get_config(), depth)

@@ -45,3 +45,9 @@ def get_config():
   t.scale_weight = 0.01        # keeps the output scale O(1) (see depth_pretrain.make_train_step)
   t.log_every = 25
   return c
+
+
+def schema():
+  """The keys and types `load_config` checks this config against: its own (stage 1 trains a
+  DepthAnythingV2, not OIS, so configs/common.py is not its schema)."""
+  return get_config()

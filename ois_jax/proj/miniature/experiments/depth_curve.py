@@ -22,8 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ois_jax import checkpoint
-from ois_jax.config import apply_overrides, parse_with_overrides
-from ois_jax.proj.miniature.configs import depth_tiny_procedural
+from ois_jax.config import load_config, parse_with_overrides
 from ois_jax.models.depth import DepthAnythingV2
 from ois_jax.proj.miniature import depth_eval, depth_pretrain as dp
 
@@ -34,7 +33,7 @@ def main():
   p.add_argument("--every", type=int, default=300)
   p.add_argument("--output-bias", type=float, default=None, metavar="B")
   args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
-  config = apply_overrides(depth_tiny_procedural.get_config(), args.set)
+  config = load_config("depth_tiny_procedural", args.set)
   model = DepthAnythingV2.from_config(dp.depth_config(config))
   params = dp.init_params(model, int(config.seed), config.train.get("layer_scale_init"))
   if args.output_bias is not None:

@@ -15,8 +15,7 @@ import json
 import time
 
 from ois_jax.proj.miniature.experiments.order_maps import order_map_scores
-from ois_jax.config import apply_overrides
-from ois_jax.proj.miniature.configs import depth_tiny_procedural
+from ois_jax.config import load_config
 from ois_jax.proj.miniature import depth_pretrain
 
 
@@ -25,7 +24,7 @@ def main():
   p.add_argument("workdir")
   p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
   args = p.parse_args()
-  config = apply_overrides(depth_tiny_procedural.get_config(), args.overrides)
+  config = load_config("depth_tiny_procedural", args.overrides)
   start = time.time()
   summary = depth_pretrain.train_depth(config, args.workdir, quiet=True)
   seconds = time.time() - start

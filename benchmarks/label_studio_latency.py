@@ -29,15 +29,12 @@ from _output import emit  # noqa: E402
 
 from ois_jax import Predictor  # noqa: E402
 from ois_jax.data_pipelines import default_data_root  # noqa: E402
+from ois_jax.label_studio import backend  # noqa: E402
 # The real-Label-Studio harness of the backend's tests drives it here too (run from a checkout).
 sys.path.insert(0, os.path.join(REPO, "tests", "label_studio"))
 import harness  # noqa: E402  (tests/label_studio/harness.py)
 
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <BrushLabels name="mask" toName="image"><Label value="Object"/></BrushLabels>
-  <KeyPointLabels name="click" toName="image" smart="true"><Label value="Object" smart="true"/></KeyPointLabels>
-</View>"""
+CONFIG = backend.EXAMPLE_LABEL_CONFIG
 
 
 def keypoint(yx, hw, positive):

@@ -18,16 +18,10 @@ import socket
 import numpy as np
 from PIL import Image
 
+from ois_jax.label_studio import backend
+
 MODEL = "ois-tiny-procedural"
-CONFIG = """<View>
-  <Image name="image" value="$image" zoom="true"/>
-  <BrushLabels name="mask" toName="image">
-    <Label value="Object" background="#ff0000"/>
-  </BrushLabels>
-  <KeyPointLabels name="click" toName="image" smart="true">
-    <Label value="Object" smart="true" background="#00ff00" showInline="true"/>
-  </KeyPointLabels>
-</View>"""
+CONFIG = backend.EXAMPLE_LABEL_CONFIG
 
 
 def data_uri(image: np.ndarray | Image.Image, fmt: str = "PNG") -> str:

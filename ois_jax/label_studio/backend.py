@@ -32,6 +32,17 @@ from ois_jax.label_studio import rle
 from ois_jax.label_studio.images import ImageFetchError, ImageSource
 from ois_jax.predictor import Predictor
 
+# The label config to paste into a project (docs/label_studio.md): an Image, its BrushLabels and
+# smart KeyPointLabels with the same label.
+EXAMPLE_LABEL_CONFIG = """<View>
+  <Image name="image" value="$image" zoom="true"/>
+  <BrushLabels name="mask" toName="image">
+    <Label value="Object" background="#ff0000"/>
+  </BrushLabels>
+  <KeyPointLabels name="click" toName="image" smart="true">
+    <Label value="Object" smart="true" background="#00ff00" showInline="true"/>
+  </KeyPointLabels>
+</View>"""
 CACHE_ENTRIES = 16
 CACHE_BYTES = 2 * 2**30
 

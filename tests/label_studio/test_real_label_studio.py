@@ -28,20 +28,12 @@ from PIL import Image
 import harness  # tests/label_studio/harness.py (on sys.path via tests/conftest.py)
 import shared_data
 from ois_jax import Predictor
-from ois_jax.label_studio import rle
+from ois_jax.label_studio import backend, rle
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MODEL = "ois-tiny-procedural"
 REPO = pathlib.Path(__file__).resolve().parents[2]
-CONFIG = """<View>
-  <Image name="image" value="$image" zoom="true"/>
-  <BrushLabels name="mask" toName="image">
-    <Label value="Object" background="#ff0000"/>
-  </BrushLabels>
-  <KeyPointLabels name="click" toName="image" smart="true">
-    <Label value="Object" smart="true" background="#00ff00" showInline="true"/>
-  </KeyPointLabels>
-</View>"""
+CONFIG = backend.EXAMPLE_LABEL_CONFIG
 IMAGES = ("106024", "124080", "153077")
 
 

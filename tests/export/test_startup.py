@@ -1,6 +1,7 @@
 """Start-up: the persistent compilation cache (folder, variable, flag, messages) and no
 per-image-size recompile in the Predictor."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -35,18 +36,31 @@ def _segment(checkpoint, image, env, *cache_args):
   return result.stderr
 
 
-def test_read_only_cache_folder_turns_the_cache_off_with_one_warning(monkeypatch, tmp_path, caplog):
+class _Records(logging.Handler):
+  def __init__(self):
+    super().__init__(logging.WARNING)
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
+
+
+def test_read_only_cache_folder_turns_the_cache_off_with_one_warning(monkeypatch, tmp_path):
   folder = tmp_path / "read_only"
   folder.mkdir()
   real_access = os.access
   monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(folder) else real_access(p, mode))
   before = compilation_cache.current_dir()
+  # A handler on the module's own logger: an in-process CLI test earlier in the session stops
+  # `ois_jax` records from propagating to the root logger, where pytest's caplog listens.
+  records = _Records()
+  compilation_cache.log.addHandler(records)
   try:
-    with caplog.at_level("WARNING", logger="ois_jax.compilation_cache"):
-      assert compilation_cache.enable(str(folder), force=True) is None
-    assert [r.getMessage() for r in caplog.records] == [f"compilation cache off: {folder} is not writable"]
+    assert compilation_cache.enable(str(folder), force=True) is None
+    assert records.messages == [f"compilation cache off: {folder} is not writable"]
     assert compilation_cache.current_dir() is None  # not "kept in the compilation cache"
   finally:
+    compilation_cache.log.removeHandler(records)
     monkeypatch.undo()
     compilation_cache.enable(before or "off", force=True)
 

@@ -7,6 +7,11 @@ keys `data_dir`, `total_steps` and `checkpoint_every` are the ones users overrid
 
 import ml_collections
 
+# The `model` keys that give a DepthAnythingV2's sizes (its ViT, its DPT head, its input). A
+# stage-1 depth config uses the same names, so linking its encoder into an OIS config is a copy.
+SIZE_KEYS = ("encoder_embed_dim", "encoder_depth", "encoder_num_heads", "encoder_layers",
+             "head_features", "head_out_channels", "input_size")
+
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()

@@ -35,9 +35,9 @@ import numpy as np
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # this checkout's ois_jax, and the tests' helpers below
+sys.path.insert(0, REPO)  # this checkout's ois_jax
 
-from tests.training import test_faults as faults  # noqa: E402  (SMALL, train_argv, largest_file, damage_file, ...)
+import faults  # noqa: E402  (scripts/faults.py: SMALL, train_argv, largest_file, damage_file, wait_for_steps)
 
 TINY = os.path.join(REPO, "configs", "ois_tiny.py")
 CELL_CHARS = 160

@@ -80,9 +80,28 @@ def test_config_packages_install_under_the_ois_jax_namespace(tmp_path):
 
 def test_stage1_config_is_checked_against_its_own_schema():
   from ois_jax import config as config_lib
-  depth = config_lib.load_config("depth_tiny_procedural", ["model.embed_dim=64"])
-  assert depth.model.embed_dim == 64 and depth.name == "depth_tiny_procedural"
-  with pytest.raises(ConfigError, match="model.embed_dim"):  # the hint comes from its schema
-    config_lib.load_config("depth_tiny_procedural", ["model.embed_dimm=64"])
+  depth = config_lib.load_config("depth_tiny_procedural", ["model.encoder_embed_dim=64"])
+  assert depth.model.encoder_embed_dim == 64 and depth.name == "depth_tiny_procedural"
+  with pytest.raises(ConfigError, match="model.encoder_embed_dim"):  # the hint comes from its schema
+    config_lib.load_config("depth_tiny_procedural", ["model.encoder_embed_dimm=64"])
   with pytest.raises(ConfigError):
-    config_lib.load_config("depth_tiny_procedural", ["model.embed_dim=wide"])
+    config_lib.load_config("depth_tiny_procedural", ["model.encoder_embed_dim=wide"])
+
+
+def test_the_encoder_sizes_have_one_name_in_both_stages():
+  from ois_jax.configs import common
+  from ois_jax.proj.miniature.configs import depth_tiny_procedural, ois_tiny_procedural
+  depth, ois = depth_tiny_procedural.get_config().model, ois_tiny_procedural.get_config().model
+  assert set(common.SIZE_KEYS) <= set(depth) and set(common.SIZE_KEYS) <= set(common.base_config().model)
+  assert {k: ois[k] for k in common.SIZE_KEYS} == {k: depth[k] for k in common.SIZE_KEYS}  # a copy
+
+
+def test_ois_config_fields_are_the_schema_keys():
+  import dataclasses
+  from ois_jax.configs import common
+  from ois_jax.models.ois import INIT_KEYS, OISConfig
+  schema = [k for k in common.base_config().model if k not in INIT_KEYS]
+  assert [f.name for f in dataclasses.fields(OISConfig)] == schema
+  defaults = OISConfig.from_config({})
+  assert all(getattr(defaults, k) == (tuple(v) if isinstance(v, (list, tuple)) else v)
+             for k, v in common.base_config().model.items() if k not in INIT_KEYS)

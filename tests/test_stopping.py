@@ -77,8 +77,8 @@ def test_stage1_stopped_after_its_checkpoint_is_done_again(tmp_path, monkeypatch
   config = depth_tiny_procedural.get_config()
   config.total_steps = 1
   config.model.input_size = 28
-  config.model.embed_dim, config.model.num_heads, config.model.depth = 32, 2, 4
-  config.model.intermediate_layers = (0, 1, 2, 3)
+  config.model.encoder_embed_dim, config.model.encoder_num_heads, config.model.encoder_depth = 32, 2, 4
+  config.model.encoder_layers = (0, 1, 2, 3)
   config.data.batch_size = 1
   workdir = str(tmp_path / "depth")
   real = depth_pretrain.heldout_depth

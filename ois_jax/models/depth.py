@@ -54,6 +54,20 @@ class DepthSize:
     return cls(v.embed_dim, v.depth, v.num_heads, v.intermediate_layers, features, out_channels)
 
   @classmethod
+  def from_model_config(cls, m) -> "DepthSize":
+    """From a config's `model` section, in the config's names (configs/common.py SIZE_KEYS)."""
+    return cls(int(m["encoder_embed_dim"]), int(m["encoder_depth"]), int(m["encoder_num_heads"]),
+               tuple(int(i) for i in m["encoder_layers"]), int(m["head_features"]),
+               tuple(int(c) for c in m["head_out_channels"]))
+
+  def model_config_keys(self, input_size: int) -> dict:
+    """The inverse of `from_model_config`: {SIZE_KEYS key: value}."""
+    return {"encoder_embed_dim": self.embed_dim, "encoder_depth": self.depth,
+            "encoder_num_heads": self.num_heads, "encoder_layers": tuple(self.intermediate_layers),
+            "head_features": self.features, "head_out_channels": tuple(self.out_channels),
+            "input_size": int(input_size)}
+
+  @classmethod
   def from_dict(cls, d: dict) -> "DepthSize":
     """From a dict with exactly the field names; a missing or unknown key is a ValueError."""
     names = [f.name for f in dataclasses.fields(cls)]

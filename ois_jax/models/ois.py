@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ois_jax.configs import common
 from ois_jax.errors import CheckpointError
 from ois_jax import geometry
 from ois_jax.geometry import PATCH_SIZE
@@ -61,39 +62,8 @@ SKIP_KEYS = ("skip1", "skip2", "skip3")  # the segmentation head's skip levels, 
 INIT_KEYS = ("depth_checkpoint",)
 
 
-@dataclasses.dataclass(frozen=True)
-class OISConfig:
-  """Hashable copy of the config's `model` section. The keys, their meaning and their defaults
-  are declared once, in configs/common.py (`from_config` fills the keys a config leaves out)."""
-  encoder: str
-  backbone: str
-  encoder_embed_dim: int
-  encoder_depth: int
-  encoder_num_heads: int
-  encoder_layers: tuple[int, ...]
-  head_features: int
-  head_out_channels: tuple[int, ...]
-  input_size: int
-  prompt_dim: int
-  num_blocks: int
-  num_heads: int
-  mlp_dim: int
-  num_positive_slots: int
-  num_negative_slots: int
-  disk_radius: float
-  use_order: bool
-  use_object: bool
-  use_sparse: bool
-  use_dense: bool
-  block_order: str
-  order_maps: str
-  depth_source: str
-  dtype: str
-  attention: str
-  order_sigma_init: float
-  prev_mask_threshold: float
-  fine_prompt_levels: int
-  fine_order: bool
+class _OISConfigMethods:
+  """The behaviour of OISConfig; its fields are made from the schema below."""
 
   @classmethod
   def from_config(cls, cfg: Any) -> "OISConfig":
@@ -104,7 +74,6 @@ class OISConfig:
     """
     if isinstance(cfg, OISConfig):
       return cfg
-    from ois_jax.configs import common  # the schema: defaults of the keys a config leaves out
     given = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     d = {**common.base_config().model.to_dict(), **given}
     names = [f.name for f in dataclasses.fields(cls)]
@@ -172,6 +141,24 @@ class OISConfig:
   @property
   def num_slots(self) -> int:
     return self.num_positive_slots + self.num_negative_slots
+
+
+def _schema_fields() -> list[tuple[str, type]]:
+  """(key, type) of each key of the schema's `model` section (configs/common.py), in its order;
+  lists become tuples so that the config is hashable (a static argument of jit and of flax)."""
+  model = common.base_config().model
+  return [(key, tuple if isinstance(value, (list, tuple)) else type(value))
+          for key, value in model.items() if key not in INIT_KEYS]
+
+
+# Hashable copy of the config's `model` section. The keys, their meaning and their defaults are
+# declared once, in configs/common.py: this class takes its fields from there, and `from_config`
+# fills the keys a config leaves out.
+OISConfig = dataclasses.make_dataclass("OISConfig", _schema_fields(), bases=(_OISConfigMethods,),
+                                       frozen=True)
+OISConfig.__module__ = __name__
+OISConfig.__doc__ = ("Hashable copy of the config's `model` section; fields: the keys of "
+                     "configs/common.py's `model` (less INIT_KEYS).")
 
 
 class OIS(nn.Module):

@@ -57,8 +57,9 @@ def test_train_cli_data_dir_without_images(tmp_path, capsys):
 
 # The recipe shrunk to seconds per stage: a 16-d depth model at 56 px on 48 x 64 scenes.
 QUICKSTART_ARGS = ["--depth-steps=2", "--steps=2", "--eval-samples=2", "--clicks=3", "--quiet",
-                   "--depth-config.model.embed_dim=16", "--depth-config.model.num_heads=2",
-                   "--depth-config.model.features=8", "--depth-config.model.out_channels=(4,8,16,16)",
+                   "--depth-config.model.encoder_embed_dim=16", "--depth-config.model.encoder_num_heads=2",
+                   "--depth-config.model.head_features=8",
+                   "--depth-config.model.head_out_channels=(4,8,16,16)",
                    "--depth-config.model.input_size=56", "--depth-config.data.procedural_size=(48,64)",
                    "--depth-config.data.batch_size=2", "--config.data.procedural_size=(48,64)",
                    "--config.data.batch_size=2", "--config.model.prompt_dim=16", "--config.model.mlp_dim=32",

@@ -7,19 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from ois_jax import cli
 from ois_jax.checkpoint import load_weights
+from faults import SMALL, damage_file, largest_file, train_argv, wait_for_steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL = ["--config.data.dataset=procedural", "--config.model.input_size=56",
-         "--config.data.batch_size=2", "--config.data.procedural_num_train=8",
-         "--config.data.procedural_size=(48,64)", "--config.data.num_threads=1",
-         "--config.eval.num_samples=0", "--config.train.keep_checkpoints=100", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +24,6 @@ def env(tmp_path_factory):
   cache = tmp_path_factory.mktemp("jax_cache")
   return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache),
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", PYTHONUNBUFFERED="1")
-
-
-def train_argv(workdir, *extra, config="configs/ois_tiny.py"):
-  return [sys.executable, "-m", "ois_jax", "train", "--config", os.path.join(REPO, config),
-          f"--workdir={workdir}", *SMALL, *extra]
 
 
 def run(argv, env, timeout=600):
@@ -97,23 +88,6 @@ def copy_of(workdir, tmp_path):
   return target
 
 
-def largest_file(folder):
-  files = [os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs]
-  return max(files, key=os.path.getsize)
-
-
-def damage_file(path, how: str, stride: int = 97) -> None:
-  """Damages a file as a crash does ('truncate': its second half lost) or a bad disk ('bitflip':
-  every `stride`-th byte inverted)."""
-  data = bytearray(open(path, "rb").read())
-  if how == "truncate":
-    data = data[:len(data) // 2]
-  else:
-    for i in range(0, len(data), stride):
-      data[i] ^= 0xFF
-  open(path, "wb").write(bytes(data))
-
-
 @pytest.mark.parametrize("damage", ["truncate", "bitflip", "no_state"])
 def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(three_steps, tmp_path, env, damage):
   workdir = copy_of(three_steps, tmp_path)
@@ -133,19 +107,6 @@ def test_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(three_ste
 
 
 # --- SIGTERM / SIGINT -----------------------------------------------------------------------------
-def wait_for_steps(proc, events_dir, timeout=600):
-  """Block until training has logged a few steps (the TensorBoard file grows per step)."""
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    assert proc.poll() is None, proc.communicate()
-    files = [os.path.join(events_dir, f) for f in os.listdir(events_dir)] if os.path.isdir(events_dir) else []
-    if files and os.path.getsize(files[0]) > 2000:
-      return
-    time.sleep(0.2)
-  proc.kill()
-  raise AssertionError("training did not start")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_the_current_step_and_a_rerun_resumes_from_it(tmp_path, env, signum):
   workdir = tmp_path / "run"

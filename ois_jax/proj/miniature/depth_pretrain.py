@@ -77,10 +77,7 @@ def depth_config(config):
   """The DepthConfig (variant 'custom') of a stage-1 ConfigDict's `model` section."""
   from ois_jax.models.depth import DepthConfig, DepthSize
   m = config.model
-  size = DepthSize(int(m.embed_dim), int(m.depth), int(m.num_heads),
-                   tuple(int(i) for i in m.intermediate_layers), int(m.features),
-                   tuple(int(c) for c in m.out_channels))
-  return DepthConfig("custom", input_size=int(m.input_size), size=size)
+  return DepthConfig("custom", input_size=int(m.input_size), size=DepthSize.from_model_config(m))
 
 
 def init_params(model, seed: int, layer_scale: float | None = None) -> dict:

@@ -39,6 +39,7 @@ def build_configs(depth_steps: int | None = None, steps: int | None = None, dept
                   overrides=()):
   """(depth config, OIS config) of the recipe with the command-line changes applied."""
   from ois_jax.config import apply_overrides, load_config
+  from ois_jax.configs import common
   from ois_jax.proj.miniature.configs import ois_tiny_procedural
   depth = load_config("depth_tiny_procedural", depth_overrides)  # checked against its own schema()
   if depth_steps is not None:
@@ -46,10 +47,10 @@ def build_configs(depth_steps: int | None = None, steps: int | None = None, dept
   config = ois_tiny_procedural.link_encoder(ois_tiny_procedural.get_config(), depth)
   apply_overrides(config, overrides)
   linked = ois_tiny_procedural.link_encoder(copy.deepcopy(config), depth).model
-  for key in ois_tiny_procedural.LINKED_KEYS:
+  for key in common.SIZE_KEYS:
     if config.model[key] != linked[key]:  # one source for the encoder: the stage-1 model
       raise ConfigError(f"--config.model.{key}: the encoder comes from stage 1; change it with "
-                     f"--depth-config.model.{ois_tiny_procedural.LINKED_KEYS[key]}")
+                        f"--depth-config.model.{key}")
   if steps is not None:
     config.total_steps = int(steps)
     config.checkpoint_every = max(1, int(steps) // 2)
@@ -122,7 +123,7 @@ def stage1(workdir: str, depth, quiet: bool = False, log=print) -> str:
   """Trains (or reuses) the depth model in WORKDIR/depth; returns its checkpoint folder."""
   from ois_jax.proj.miniature import depth_pretrain
   log(f"\n== Stage 1: depth model ({depth.total_steps} steps, DepthAnythingV2 custom "
-      f"{depth.model.embed_dim}-d x {depth.model.depth} blocks, input {depth.model.input_size}) ==")
+      f"{depth.model.encoder_embed_dim}-d x {depth.model.encoder_depth} blocks, input {depth.model.input_size}) ==")
   return depth_pretrain.train_depth(depth, os.path.join(workdir, "depth"), quiet=quiet, log=log)["checkpoint"]
 
 

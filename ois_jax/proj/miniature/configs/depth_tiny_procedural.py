@@ -15,13 +15,14 @@ def get_config():
 
   # Sizes: a wide-enough ViT (its cost is small next to the full-resolution DPT head) and a
   # narrow head; 112 px input (8 x 8 tokens) keeps the whole quickstart under 6 minutes on 2 idle cores.
+  # The keys are configs/common.py's SIZE_KEYS, the names an OIS config gives the same sizes.
   m = c.model = ml_collections.ConfigDict()
-  m.embed_dim = 128
-  m.depth = 6
-  m.num_heads = 4
-  m.intermediate_layers = (2, 3, 4, 5)
-  m.features = 16
-  m.out_channels = (16, 32, 64, 128)
+  m.encoder_embed_dim = 128
+  m.encoder_depth = 6
+  m.encoder_num_heads = 4
+  m.encoder_layers = (2, 3, 4, 5)  # the blocks whose outputs feed the DPT head
+  m.head_features = 16
+  m.head_out_channels = (16, 32, 64, 128)
   m.input_size = 112
 
   d = c.data = ml_collections.ConfigDict()

@@ -10,18 +10,12 @@ from ois_jax.configs import common
 from ois_jax.proj.miniature.configs import depth_tiny_procedural
 
 
-# OIS `model` key <- stage-1 depth `model` key: the encoder and the heads are the depth model's.
-LINKED_KEYS = {"encoder_embed_dim": "embed_dim", "encoder_depth": "depth",
-               "encoder_num_heads": "num_heads", "encoder_layers": "intermediate_layers",
-               "head_features": "features", "head_out_channels": "out_channels",
-               "input_size": "input_size"}
-
-
 def link_encoder(c, depth):
-  """Copies the stage-1 depth model's sizes and input size into the OIS `model` section."""
+  """Copies the stage-1 depth model's sizes (common.SIZE_KEYS, the same names in both configs)
+  into the OIS `model` section."""
   c.model.encoder = "custom"
-  for key, depth_key in LINKED_KEYS.items():
-    value = depth.model[depth_key]
+  for key in common.SIZE_KEYS:
+    value = depth.model[key]
     c.model[key] = tuple(value) if isinstance(value, (list, tuple)) else value
   return c
 

@@ -33,12 +33,8 @@ def main():
   p.add_argument("--no-order", action="store_true", help="the use_order=False ablation")
   args = parse_with_overrides(p)  # --config.KEY=VALUE overrides in args.set
   _, depth_config, _ = load_depth_model(args.depth)
-  s = depth_config.sizes
   config = ois_tiny_procedural.get_config()
-  m = config.model
-  m.encoder_embed_dim, m.encoder_depth, m.encoder_num_heads = s.embed_dim, s.depth, s.num_heads
-  m.encoder_layers, m.head_features = tuple(s.intermediate_layers), s.features
-  m.head_out_channels, m.input_size = tuple(s.out_channels), depth_config.input_size
+  config.model.update(depth_config.sizes.model_config_keys(depth_config.input_size))
   apply_overrides(config, args.set)
   config = recipe.variant_config(config, args.depth, not args.no_order)
   start, cpu_start = time.time(), time.process_time()

@@ -198,21 +198,34 @@ def writing(path: str, what: str = "--out"):
     raise WriteError(f"{what} {path}: cannot write ({e.strerror}); nothing was written") from None
   os.close(fd)
   try:
-    yield tmp
-    if stopping.received():  # a stop whose exception a library callback swallowed
-      raise stopping.Stopped(stopping.received())
-    os.chmod(tmp, file_mode())
-    os.replace(tmp, path)
-    stopping.keep(path)
+    with _failure_in_one_line(what, path, "file"):
+      yield tmp
+      _raise_swallowed_stop()
+      os.chmod(tmp, file_mode())
+      os.replace(tmp, path)
+      stopping.keep(path)
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+
+
+def _raise_swallowed_stop() -> None:
+  """Before a commit: a stop whose exception a library callback swallowed ends the write."""
+  if stopping.received():
+    raise stopping.Stopped(stopping.received())
+
+
+@contextlib.contextmanager
+def _failure_in_one_line(what: str, path: str, kind: str):
+  """Around a write and its commit: a failure of the disk (write_failure) becomes one WriteError."""
+  try:
+    yield
   except Exception as e:
     failure = write_failure(e)
     if failure is None:
       raise
     raise WriteError(f"{what} {path}: cannot write ({_reason(failure)}); nothing was written "
-                     "(the partial file was removed)") from None
-  finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
+                     f"(the partial {kind} was removed)") from None
 
 
 def write_bytes(path: str, data: bytes, what: str = "--out") -> str:
@@ -240,18 +253,12 @@ def staged_folder(directory: str, what: str = "--out"):
   except OSError as e:
     raise WriteError(f"{what} {directory}: cannot write ({e.strerror}); nothing was written") from None
   try:
-    yield staging
-    if stopping.received():  # a stop whose exception a library callback swallowed
-      raise stopping.Stopped(stopping.received())
-    set_modes(staging)
-    records.publish_folder(staging, directory)
-    stopping.keep(directory)
-  except Exception as e:
-    failure = write_failure(e)
-    if failure is None:
-      raise
-    raise WriteError(f"{what} {directory}: cannot write ({_reason(failure)}); nothing was written "
-                     "(the partial folder was removed)") from None
+    with _failure_in_one_line(what, directory, "folder"):
+      yield staging
+      _raise_swallowed_stop()
+      set_modes(staging)
+      records.publish_folder(staging, directory)
+      stopping.keep(directory)
   finally:
     old = staging + ".old"  # the folder that was there, if stopped between the two renames
     if os.path.lexists(old) and not os.path.lexists(directory):

@@ -237,11 +237,15 @@ def _check_depth(depth) -> np.ndarray:
   values = np.asarray(depth)
   if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
     raise ImageError(f"the depth map has dtype {values.dtype}; expected numbers")
+  return _finite_float32(values, ImageError, "the depth map", "finite depths (fill the holes first)")
+
+
+def _finite_float32(values, error: type, name: str, expected: str) -> np.ndarray:
+  """`values` as float32; `error` naming how many are NaN or infinite, if any."""
   values = values.astype(np.float32)
   bad = ~np.isfinite(values)
   if bad.any():
-    raise ImageError(f"the depth map has {int(bad.sum())} NaN or infinite values; expected finite "
-                     "depths (fill the holes first)")
+    raise error(f"{name} has {int(bad.sum())} NaN or infinite values; expected {expected}")
   return values
 
 
@@ -255,11 +259,7 @@ def _check_prev_mask(prev_mask, hw: tuple[int, int]) -> np.ndarray:
     raise ClickError(f"prev_mask has shape {values.shape}, expected the image's {hw}")
   if values.dtype != bool and not np.issubdtype(values.dtype, np.number):
     raise ClickError(f"prev_mask has dtype {values.dtype}; expected bool or probabilities in [0, 1]")
-  values = values.astype(np.float32)
-  bad = ~np.isfinite(values)
-  if bad.any():
-    raise ClickError(f"prev_mask has {int(bad.sum())} NaN or infinite values; expected "
-                     "probabilities in [0, 1]")
+  values = _finite_float32(values, ClickError, "prev_mask", "probabilities in [0, 1]")
   if values.min(initial=0.0) < 0.0 or values.max(initial=0.0) > 1.0:
     raise ClickError(f"prev_mask values span [{values.min():g}, {values.max():g}]; expected "
                      "probabilities in [0, 1] (pass the previous predict() output)")

@@ -14,21 +14,6 @@ from ois_jax.geometry import PATCH_SIZE
 from ois_jax.models import vit
 
 
-class PlainBlock(nn.Module):
-  """Pre-norm block; float32 residual stream as `vit.Block`."""
-  num_heads: int
-  mlp_ratio: float = 4.0
-  dtype: jnp.dtype = jnp.float32
-  attention: str = "auto"
-
-  @nn.compact
-  def __call__(self, x):
-    norm = lambda name: nn.LayerNorm(vit.LAYER_NORM_EPS, dtype=self.dtype, name=name)
-    x = x + vit.Attention(self.num_heads, self.dtype, self.attention, name="attn")(norm("norm1")(x))
-    hidden = int(x.shape[-1] * self.mlp_ratio)
-    return x + vit.Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x))
-
-
 class PlainViT(nn.Module):
   """(B, H, W, 3) normalised -> 4 x (B, H/14, W/14, D)."""
   embed_dim: int = 768
@@ -52,7 +37,8 @@ class PlainViT(nn.Module):
     final_norm = nn.LayerNorm(vit.LAYER_NORM_EPS, dtype=self.dtype, name="norm")
     outputs = []
     for i in range(self.depth):
-      x = PlainBlock(self.num_heads, dtype=self.dtype, attention=self.attention, name=f"blocks_{i}")(x)
+      x = vit.Block(self.num_heads, dtype=self.dtype, attention=self.attention, layer_scale=False,
+                    name=f"blocks_{i}")(x)
       if i in self.intermediate_layers:
         outputs.append(final_norm(x)[:, 1:].reshape(b, gh, gw, d))
     return outputs

@@ -259,19 +259,22 @@ class Block(nn.Module):
   The residual stream stays float32 whatever `dtype` is: LayerScale makes each block's update
   small next to the stream, and bfloat16's 8-bit mantissa would round much of it away. Norms,
   projections and the MLP compute in `dtype`; LayerNorm statistics are float32 (flax).
+  `layer_scale=False`: the plain (MAE-style) block of the backbone ablation (plain_vit.py).
   """
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: jnp.dtype = jnp.float32
   attention: str = "auto"
+  layer_scale: bool = True
 
   @nn.compact
   def __call__(self, x):
     norm = lambda name: nn.LayerNorm(LAYER_NORM_EPS, dtype=self.dtype, name=name)
+    scale = (lambda name: LayerScale(name=name)) if self.layer_scale else (lambda name: lambda y: y)
     attn = Attention(self.num_heads, self.dtype, self.attention, name="attn")
-    x = x + LayerScale(name="ls1")(attn(norm("norm1")(x)))
+    x = x + scale("ls1")(attn(norm("norm1")(x)))
     hidden = int(x.shape[-1] * self.mlp_ratio)
-    x = x + LayerScale(name="ls2")(Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x)))
+    x = x + scale("ls2")(Mlp(hidden, self.dtype, name="mlp")(norm("norm2")(x)))
     return x
 
 

@@ -13,6 +13,11 @@ around the click: the floor a depth map must beat to carry information about the
   python -m ois_jax.proj.miniature.experiments.order_maps --depth distance
   python -m ois_jax.proj.miniature.experiments.order_maps --depth quickstart_run/depth/checkpoint
   python -m ois_jax.proj.miniature.experiments.order_maps --depth true --input-size 224
+  python -m ois_jax.proj.miniature.experiments.order_maps --depth true --blur 1   # how sharp must R be?
+
+`--blur SIGMA` (a Gaussian blur, in model pixels), `--pool GRID` (R averaged on a GRID x GRID grid,
+then upsampled bilinearly: what a depth at the token grid alone would give) and `--noise FRAC`
+(Gaussian noise of FRAC times R's range, seeded per scene) degrade R before the order map.
 
 Prints JSON: mean and median best IoU, and the share of scenes with best IoU >= 0.9.
 """
@@ -20,6 +25,7 @@ Prints JSON: mean and median best IoU, and the share of scenes with best IoU >= 
 import argparse
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,8 +48,25 @@ def best_region_iou(scores: np.ndarray, target: np.ndarray, click: tuple[int, in
   return best
 
 
-def order_map_scores(depth: str, samples: int = 100, input_size: int | None = None) -> dict:
-  """The JSON record of the module docstring for one --depth choice."""
+def degrade(d: np.ndarray, blur: float = 0.0, pool: int = 0, noise: float = 0.0,
+            seed: int = 0) -> np.ndarray:
+  """(S, S) depth -> (S, S): blurred, pooled to a pool x pool grid and upsampled, and noised."""
+  from scipy import ndimage
+  d = np.asarray(d, np.float32)
+  if blur:
+    d = ndimage.gaussian_filter(d, blur)
+  if pool:
+    cell = d.shape[0] // pool
+    coarse = d[:pool * cell, :pool * cell].reshape(pool, cell, pool, cell).mean((1, 3))
+    d = np.asarray(jax.image.resize(jnp.asarray(coarse), d.shape, "bilinear"))
+  if noise:
+    d = d + np.random.default_rng(seed).normal(0.0, noise * float(np.ptp(d)), d.shape).astype(np.float32)
+  return d
+
+
+def order_map_scores(depth: str, samples: int = 100, input_size: int | None = None,
+                     blur: float = 0.0, pool: int = 0, noise: float = 0.0) -> dict:
+  """The JSON record of the module docstring for one --depth choice (degraded as `degrade` says)."""
   _, config = recipe.build_configs()
   size = int(config.model.input_size)
   model = params = None
@@ -72,11 +95,14 @@ def order_map_scores(depth: str, samples: int = 100, input_size: int | None = No
         d = transforms.map_to_model(s["depth"], tf)
       else:
         d = np.asarray(model.forward(params, jnp.asarray(x)[None]))[0]
+      d = degrade(d, blur, pool, noise, seed=i)
       r = np.asarray(order.normalize_depth(jnp.asarray(d)[None]))[0]
       scores = np.abs(r[:h, :w] - r[my, mx])
     ious.append(best_region_iou(scores, target, (my, mx)))
   ious = np.asarray(ious)
   return {"depth": depth, "input_size": size, "samples": len(ious),
+          **({"blur": blur} if blur else {}), **({"pool": pool} if pool else {}),
+          **({"noise": noise} if noise else {}),
           "best_iou_mean": round(float(ious.mean()), 4),
           "best_iou_median": round(float(np.median(ious)), 4),
           "share_ge_0.9": round(float((ious >= 0.9).mean()), 3)}
@@ -89,8 +115,12 @@ def main():
   p.add_argument("--samples", type=int, default=100)
   p.add_argument("--input-size", type=int, default=None,
                  help="model input (default: the checkpoint's, else the quickstart's)")
+  p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur of R, sigma in model pixels")
+  p.add_argument("--pool", type=int, default=0, help="R averaged on a POOL x POOL grid, then upsampled")
+  p.add_argument("--noise", type=float, default=0.0, help="noise of this fraction of R's range")
   args = p.parse_args()
-  print(json.dumps(order_map_scores(args.depth, args.samples, args.input_size)))
+  print(json.dumps(order_map_scores(args.depth, args.samples, args.input_size, args.blur, args.pool,
+                                    args.noise)))
 
 
 if __name__ == "__main__":

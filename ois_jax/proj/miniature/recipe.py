@@ -208,7 +208,11 @@ def _run(workdir, depth, config, eval_samples, max_clicks, quiet, log) -> dict:
   log(f"plot: {plot}\nmetrics: {os.path.join(workdir, report.METRICS_FILE)}\n"
       f"time: stage 1 {seconds['stage1']:.0f} s, stage 2 {seconds['stage2']:.0f} + "
       f"{seconds['stage2_no_order']:.0f} s, stage 3 {seconds['stage3']:.0f} s, total {seconds['total']:.0f} s "
-      f"(CPU time of this process {cpu_seconds['total']:.0f} s)")
+      f"(CPU time of this process {cpu_seconds['total']:.0f} s)\n"
+      f"reproducible: a rerun on this machine gives these metrics exactly; the number of cores "
+      f"({len(os.sched_getaffinity(0))} here) and the CPU's vector instructions change the float "
+      f"rounding, so another machine's figures differ (ois_jax/proj/miniature/README.md, "
+      f"'Reproducibility')")
   return record
 
 

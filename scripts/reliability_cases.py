@@ -1,6 +1,7 @@
 """The before/after table of the reliability cases: every hostile-input and fault case found in
-a review of the tiny config (171 cases tried; these are the ones that failed), reproduced against the real `ois-jax` CLI (one subprocess per command) and the
-Python API (the Predictor cases), on the tiny config at 56 px with procedural or generated data.
+two reviews of the command line and the API (171 and 231 cases tried; these are the ones that
+failed), reproduced against the real `ois-jax` CLI (one subprocess per command) and the Python
+API (the Predictor cases), on the tiny config at 56 px with procedural or generated data.
 
   python scripts/reliability_cases.py                 # markdown table
   python scripts/reliability_cases.py --json          # the same rows as JSON
@@ -10,7 +11,7 @@ Python API (the Predictor cases), on the tiny config at 56 px with procedural or
 
 Everything runs in a fresh temporary folder with its own XLA compilation and dataset caches, so the
 seconds include the first compile of each program (later commands hit the cache, as a user's
-would). About 5-6 minutes on 2 CPU cores. The "before" column is what the review reported (the
+would). About 15-20 minutes on 2 CPU cores. The "before" column is what the review reported (the
 report, not a result); the "after" columns are measured: the exit code, what the user reads (the
 first stderr line that is not a "[command] ..." progress line; for a command that succeeds, the
 stdout line that answers the case) and what the script checked afterwards. `ok` says whether the
